@@ -1,0 +1,30 @@
+# One command per job; each sets up .venv first if it is missing or pyproject.toml changed.
+VENV ?= .venv
+PYTHON ?= python3
+# DVC runs each stage's `python ...` through the shell: put the venv first on PATH so it is ours.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: install repro test test-fast bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --upgrade --quiet pip
+	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+repro: install  ## download (or verify) MNIST and run every stage that is out of date
+	dvc repro
+
+test: install  ## the whole suite; the real-MNIST test runs when MNIST_AE_MIRROR names the files
+	python -m pytest
+
+test-fast: install  ## the suite without the end-to-end dvc runs
+	python -m pytest -m "not slow"
+
+bench: install  ## time our training and t-SNE against the tutorial versions, side by side
+	python -m benchmarks.run
+
+clean:  ## remove the virtual environment and test caches (DVC's data stays)
+	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,48 @@
+"""Write files so that a reader, or DVC, never sees a half-written one.
+
+Every output goes to a temporary file in the same folder and is renamed into place once complete:
+a rename within one file system is atomic, so a killed stage leaves either the old file or none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    # A name unique to this process (not mkstemp, whose 0600 mode would stick to the output).
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> None:
+    """Write ``data`` as indented JSON with a trailing newline, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def save_torch(path: str | os.PathLike[str], obj: Any) -> None:
+    """``torch.save`` atomically; read it back with ``torch.load(..., weights_only=True)``."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def save_figure(path: str | os.PathLike[str], figure: Any, dpi: int = 100) -> None:
+    """Save a matplotlib figure as PNG atomically (the format is given, as the temp name has none)."""
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")

@@ -1,0 +1,31 @@
+"""Save a trained model with what it takes to rebuild it, and load it back safely."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .atomic import save_torch
+from .errors import UserError, first_line
+from .model import AutoEncoder, ModelConfig
+
+
+def save_checkpoint(path: Path, model: AutoEncoder, metadata: dict[str, Any]) -> None:
+    """Weights (on the CPU, so any machine can load them), model config and run metadata."""
+    state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+    save_torch(path, {"state_dict": state, "config": model.config.to_dict(), "metadata": metadata})
+
+
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[AutoEncoder, dict[str, Any]]:
+    """Rebuild the model from a checkpoint; ``weights_only=True`` so a file cannot run code."""
+    if not path.exists():
+        raise UserError(f"{path} not found: run the train stage first (dvc repro train)")
+    try:
+        checkpoint = torch.load(path, map_location=device, weights_only=True)
+        model = AutoEncoder(ModelConfig(**checkpoint["config"]))
+        model.load_state_dict(checkpoint["state_dict"])
+    except Exception as error:  # truncated, foreign or mismatched files fail in many ways
+        raise UserError(f"{path} is not a checkpoint of this model ({first_line(error)}); rerun the train stage") from None
+    return model.to(device).eval(), checkpoint.get("metadata", {})

@@ -1,0 +1,88 @@
+"""Get a dataset's four files into place and prove they are the right ones, on every run.
+
+Files already in the raw folder are checked against their MD5 each time; a missing file is fetched
+from the mirrors in turn, into a temporary name, and renamed into place only once its MD5 matches,
+so a partial or wrong download is never left where a later run would find it.
+
+The fetch is hand-written rather than torchvision's ``download_url``: that one has no time-out
+(a stalled mirror hangs forever), cannot read ``file://`` mirrors and writes straight to the final
+name. The names, checksums and mirrors still come from torchvision (see ``sources``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .errors import UserError
+from .sources import MIRROR_ENV, Source
+
+TIMEOUT_SECONDS = 30
+
+
+def md5_of(path: Path) -> str:
+    """The MD5 of a file, read in chunks."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fetch(url: str, destination: Path) -> None:
+    request = urllib.request.Request(url, headers={"User-Agent": "mnist-ae"})
+    with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response, open(destination, "wb") as out:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        with tqdm(total=total, unit="B", unit_scale=True, desc=Path(url).name, leave=False) as bar:
+            while chunk := response.read(1 << 16):
+                out.write(chunk)
+                bar.update(len(chunk))
+
+
+def _download(source: Source, filename: str, target: Path) -> None:
+    """Try each mirror until one gives a file with the right MD5, then rename it into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.download.tmp")
+    failures = []
+    try:
+        for mirror in source.mirrors:
+            url = mirror + filename
+            try:
+                _fetch(url, tmp)
+            except (urllib.error.URLError, OSError, ValueError) as error:
+                failures.append(f"{url}: {getattr(error, 'reason', error)}")
+                continue
+            actual = md5_of(tmp)
+            if actual == source.md5[filename]:
+                tmp.replace(target)
+                return
+            failures.append(f"{url}: MD5 {actual}, expected {source.md5[filename]}")
+    finally:
+        tmp.unlink(missing_ok=True)
+    raise UserError(
+        f"could not download {filename} ({'; '.join(failures) or 'no mirror to try'}). "
+        f"Without network, put the four files ({', '.join(source.md5)}) in {target.parent}/ by hand, "
+        f"or point {MIRROR_ENV} at a folder or URL that has them."
+    )
+
+
+def ensure_raw_files(source: Source, root: Path) -> dict[str, Path]:
+    """Make sure the four files are in the raw folder with the right MD5s; fetch what is missing."""
+    folder = source.raw_folder(root)
+    paths = {}
+    for filename, expected in source.md5.items():
+        path = folder / filename
+        if not path.exists():
+            _download(source, filename, path)
+        actual = md5_of(path)
+        if actual != expected:
+            raise UserError(
+                f"{path} has MD5 {actual}, expected {expected}: the file is corrupt or from another dataset. "
+                f"Delete it and run again to download it afresh, or replace it with the original file."
+            )
+        paths[filename] = path
+    return paths

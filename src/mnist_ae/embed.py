@@ -1,0 +1,59 @@
+"""The auto-encoder's codes of a random subset, embedded in 2-D with t-SNE and scored by k-NN."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.manifold import TSNE
+from sklearn.model_selection import cross_val_score
+from sklearn.neighbors import KNeighborsClassifier
+
+from .dataset import Split
+from .errors import UserError
+from .model import AutoEncoder
+
+CV_FOLDS = 5
+
+
+@dataclass(frozen=True)
+class Embedding:
+    codes: np.ndarray  # (size, code_dim)
+    points: np.ndarray  # (size, 2)
+    labels: np.ndarray  # (size,)
+
+
+def sample_indices(n_samples: int, size: int, seed: int) -> np.ndarray:
+    """A seeded subset of ``size`` distinct indices, sorted so the subset reads in dataset order."""
+    if size > n_samples:
+        raise UserError(f"embed.size is {size} but the training split has only {n_samples} images")
+    return np.sort(np.random.default_rng(seed).choice(n_samples, size=size, replace=False))
+
+
+@torch.no_grad()
+def encode(model: AutoEncoder, images: torch.Tensor) -> np.ndarray:
+    device = next(model.parameters()).device
+    return model.encoder(images.to(device)).cpu().numpy()
+
+
+def embed_subset(model: AutoEncoder, split: Split, size: int, seed: int, perplexity: float) -> Embedding:
+    """Encode a seeded subset of ``split`` and run t-SNE on the codes."""
+    index = torch.from_numpy(sample_indices(len(split), size, seed))
+    codes = encode(model, split.images[index])
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed)
+    points = tsne.fit_transform(codes)
+    return Embedding(codes, points, split.labels[index].numpy())
+
+
+def knn_accuracy(features: np.ndarray, labels: np.ndarray, neighbors: int) -> float:
+    """Cross-validated accuracy of a k-NN classifier: how well the features separate the digits."""
+    classifier = KNeighborsClassifier(n_neighbors=neighbors)
+    return float(cross_val_score(classifier, features, labels, cv=CV_FOLDS).mean())
+
+
+def embedding_metrics(embedding: Embedding, neighbors: int) -> dict[str, float]:
+    return {
+        "knn_accuracy_codes": round(knn_accuracy(embedding.codes, embedding.labels, neighbors), 4),
+        "knn_accuracy_tsne": round(knn_accuracy(embedding.points, embedding.labels, neighbors), 4),
+    }

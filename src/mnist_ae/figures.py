@@ -1,0 +1,45 @@
+"""The pipeline's two figures, drawn with matplotlib's non-interactive backend."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on CI or servers; must precede pyplot's import
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+IMAGE_SIDE = 28
+
+
+def reconstructions_figure(originals: np.ndarray, reconstructions: np.ndarray, indices: list[int]) -> Figure:
+    """Originals in the top row, their reconstructions below, one column per example."""
+    columns = len(indices)
+    figure, axes = plt.subplots(2, columns, figsize=(1.6 * columns, 3.6), squeeze=False)
+    for column, index in enumerate(indices):
+        for row, images in enumerate((originals, reconstructions)):
+            axis = axes[row, column]
+            axis.imshow(images[column].reshape(IMAGE_SIDE, IMAGE_SIDE), cmap="gray", vmin=0, vmax=1)
+            axis.set_axis_off()
+        axes[0, column].set_title(f"#{index}", fontsize=9)
+    figure.text(0.0, 0.72, "original", rotation=90, va="center", fontsize=10)
+    figure.text(0.0, 0.28, "reconstructed", rotation=90, va="center", fontsize=10)
+    figure.suptitle("Training images and their reconstructions")
+    figure.tight_layout()
+    return figure
+
+
+def tsne_figure(points: np.ndarray, labels: np.ndarray, title: str) -> Figure:
+    """The 2-D embedding as a scatter, one colour per digit, with a legend."""
+    figure, axis = plt.subplots(figsize=(7, 6))
+    colours = plt.get_cmap("tab10")
+    for digit in np.unique(labels):
+        mask = labels == digit
+        axis.scatter(points[mask, 0], points[mask, 1], s=6, color=colours(int(digit)), label=str(digit))
+    axis.legend(title="digit", markerscale=3, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    axis.set_xlabel("t-SNE 1")
+    axis.set_ylabel("t-SNE 2")
+    axis.set_title(title)
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,103 @@
+"""The typed schema of ``params.yaml``, checked once, up front, by every stage.
+
+pydantic reports every problem at once (a typo such as ``train.epoch`` included, since unknown keys
+are refused), so a user fixes the file in one go instead of one error per run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import UserError
+from .sources import IDX_FILES, TORCHVISION_DATASETS
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataParams(_Strict):
+    dataset: str = "MNIST"
+    md5: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _dataset_and_checksums_agree(self) -> DataParams:
+        known = (*TORCHVISION_DATASETS, "custom")
+        if self.dataset not in known:
+            raise ValueError(f"unknown dataset {self.dataset!r}; use one of {', '.join(known)}")
+        if self.dataset == "custom":
+            if sorted(self.md5) != sorted(IDX_FILES):
+                raise ValueError(f"dataset 'custom' needs an md5 for exactly these files: {', '.join(IDX_FILES)}")
+        elif self.md5:
+            raise ValueError(f"md5 is only for dataset 'custom'; {self.dataset}'s checksums come from torchvision")
+        return self
+
+
+class ModelParams(_Strict):
+    hidden: int = Field(256, ge=1)
+    code_dim: int = Field(16, ge=1)
+
+
+class TrainParams(_Strict):
+    seed: int = 0
+    epochs: int = Field(5, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+
+
+class EvaluateParams(_Strict):
+    examples: list[int] = Field(default_factory=lambda: [100, 14234, 6906, 300, 349], min_length=1)
+
+
+class EmbedParams(_Strict):
+    size: int = Field(2000, ge=2)
+    seed: int = 0
+    perplexity: float = Field(30.0, gt=0)
+    neighbors: int = Field(5, ge=1)
+
+    @model_validator(mode="after")
+    def _perplexity_fits_subset(self) -> EmbedParams:
+        # scikit-learn's own rule: the perplexity must be less than the number of samples.
+        if self.perplexity >= self.size:
+            raise ValueError(f"perplexity ({self.perplexity}) must be less than size ({self.size})")
+        return self
+
+
+class Params(_Strict):
+    data: DataParams = Field(default_factory=DataParams)
+    model: ModelParams = Field(default_factory=ModelParams)
+    train: TrainParams = Field(default_factory=TrainParams)
+    evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
+    embed: EmbedParams = Field(default_factory=EmbedParams)
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for problem in error.errors():
+        where = ".".join(str(part) for part in problem["loc"]) or "params"
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "extra_forbidden":
+            message = "unknown key (a typo?)"
+        lines.append(f"  {where}: {message}")
+    return "\n".join(lines)
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``; every problem in it is reported in one ``UserError``."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise UserError(f"{path} not found: run the stages from the project's root folder") from None
+    except yaml.YAMLError as error:
+        raise UserError(f"{path} is not valid YAML: {error}") from None
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        count = error.error_count()
+        raise UserError(f"{path} has {count} problem{'s' * (count > 1)}:\n{_describe(error)}") from None

@@ -1,0 +1,17 @@
+"""Where each stage reads and writes, relative to the project root (the folder ``dvc.yaml`` is in).
+
+``dvc.yaml`` names the same paths; keep the two in step.
+"""
+
+from pathlib import Path
+
+RAW = Path("data/raw")
+PREPARED = Path("data/prepared")
+CHECKPOINT = Path("data/models/autoencoder.pt")
+METRICS = Path("metrics")
+TRAIN_METRICS = METRICS / "train.json"
+TRAIN_LOSS = METRICS / "train_loss.csv"
+EVALUATE_METRICS = METRICS / "evaluate.json"
+RECONSTRUCTIONS = METRICS / "reconstructions.png"
+EMBED_METRICS = METRICS / "embed.json"
+TSNE = METRICS / "tsne.png"

@@ -1,0 +1,27 @@
+"""Stage 4: t-SNE of the codes of a random training subset, plotted by digit and scored by k-NN."""
+
+from mnist_ae import paths
+from mnist_ae.atomic import save_figure, write_json
+from mnist_ae.checkpoint import load_checkpoint
+from mnist_ae.dataset import load_split
+from mnist_ae.embed import embed_subset, embedding_metrics
+from mnist_ae.errors import run_stage
+from mnist_ae.figures import tsne_figure
+from mnist_ae.params import load_params
+
+
+def main() -> None:
+    params = load_params()
+    model, _ = load_checkpoint(paths.CHECKPOINT)
+    train = load_split(paths.PREPARED, "train")
+    embedding = embed_subset(model, train, params.embed.size, params.embed.seed, params.embed.perplexity)
+    metrics = embedding_metrics(embedding, params.embed.neighbors)
+    print(f"{params.embed.neighbors}-NN accuracy: codes {metrics['knn_accuracy_codes']}, "
+          f"t-SNE {metrics['knn_accuracy_tsne']}")
+    title = f"t-SNE of the {model.config.code_dim}-d codes of {params.embed.size} training images"
+    save_figure(paths.TSNE, tsne_figure(embedding.points, embedding.labels, title))
+    write_json(paths.EMBED_METRICS, {"size": params.embed.size, **metrics})
+
+
+if __name__ == "__main__":
+    run_stage(main)

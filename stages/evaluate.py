@@ -1,0 +1,31 @@
+"""Stage 3: reconstruction MSE per split and per digit, and a figure of originals over reconstructions."""
+
+from mnist_ae import paths
+from mnist_ae.atomic import save_figure, write_json
+from mnist_ae.checkpoint import load_checkpoint
+from mnist_ae.dataset import load_split
+from mnist_ae.errors import UserError, run_stage
+from mnist_ae.evaluate import reconstruct, reconstruction_metrics
+from mnist_ae.figures import reconstructions_figure
+from mnist_ae.params import load_params
+
+
+def main() -> None:
+    params = load_params()
+    model, _ = load_checkpoint(paths.CHECKPOINT)
+    train, test = load_split(paths.PREPARED, "train"), load_split(paths.PREPARED, "test")
+    examples = params.evaluate.examples
+    outside = [i for i in examples if not 0 <= i < len(train)]
+    if outside:
+        raise UserError(f"evaluate.examples {outside} are outside the training split (0..{len(train) - 1})")
+
+    metrics = reconstruction_metrics(model, train, test)
+    print(f"reconstruction MSE: train {metrics['train_mse']}, test {metrics['test_mse']}")
+    originals = train.images[examples]
+    figure = reconstructions_figure(originals.numpy(), reconstruct(model, originals).numpy(), examples)
+    save_figure(paths.RECONSTRUCTIONS, figure)
+    write_json(paths.EVALUATE_METRICS, metrics)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,21 @@
+"""Stage 1: get the dataset's four files (checksums verified on every run) and store float tensors."""
+
+from mnist_ae import paths
+from mnist_ae.dataset import prepare_splits
+from mnist_ae.download import ensure_raw_files
+from mnist_ae.errors import run_stage
+from mnist_ae.params import load_params
+from mnist_ae.sources import get_source
+
+
+def main() -> None:
+    params = load_params()
+    source = get_source(params.data.dataset, params.data.md5)
+    raw_paths = ensure_raw_files(source, paths.RAW)
+    splits = prepare_splits(raw_paths, paths.PREPARED)
+    for name, split in splits.items():
+        print(f"{name}: {len(split)} images of {split.images.shape[1]} pixels -> {paths.PREPARED / name}.pt")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,51 @@
+from pathlib import Path
+
+import pytest
+import torch
+
+from mnist_ae.checkpoint import load_checkpoint, save_checkpoint
+from mnist_ae.errors import UserError
+from mnist_ae.model import AutoEncoder, ModelConfig
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    model = AutoEncoder(ModelConfig(input_dim=64, hidden=8, code_dim=3))
+    save_checkpoint(tmp_path / "model.pt", model, {"note": "hi"})
+    loaded, metadata = load_checkpoint(tmp_path / "model.pt")
+    assert loaded.config == model.config and metadata == {"note": "hi"}
+    x = torch.rand(4, 64)
+    torch.testing.assert_close(loaded(x), model(x))
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temporary file left
+
+
+def _saved(tmp_path: Path) -> Path:
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, AutoEncoder(ModelConfig(input_dim=64, hidden=8, code_dim=3)), {})
+    return path
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda path: path.unlink(), "not found: run the train stage first"),
+        (lambda path: path.write_bytes(path.read_bytes()[:100]), "is not a checkpoint of this model"),
+        (lambda path: path.write_text("hello"), "is not a checkpoint of this model"),
+        (lambda path: torch.save({"weights": 1}, path), "is not a checkpoint of this model"),
+    ],
+)
+def test_bad_checkpoints(tmp_path: Path, damage, message: str) -> None:
+    path = _saved(tmp_path)
+    damage(path)
+    with pytest.raises(UserError, match=message):
+        load_checkpoint(path)
+
+
+def test_refuses_to_run_code(tmp_path: Path) -> None:
+    class Sneaky:
+        def __reduce__(self):
+            return (print, ("this must not run",))
+
+    path = tmp_path / "model.pt"
+    torch.save({"state_dict": Sneaky()}, path)
+    with pytest.raises(UserError, match="is not a checkpoint"):
+        load_checkpoint(path)

@@ -1,0 +1,16 @@
+import pytest
+import torch
+
+from mnist_ae.device import select_device
+from mnist_ae.errors import UserError
+
+
+def test_auto_picks_an_available_device() -> None:
+    assert select_device("auto").type in {"cuda", "mps", "cpu"}
+    assert select_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_absent_device_is_a_clear_error() -> None:
+    with pytest.raises(UserError, match="train.device is 'cuda' but no such device is available"):
+        select_device("cuda")

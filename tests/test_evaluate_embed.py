@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+import torch
+
+from mnist_ae.dataset import Split
+from mnist_ae.embed import embed_subset, embedding_metrics, knn_accuracy, sample_indices
+from mnist_ae.errors import UserError
+from mnist_ae.evaluate import reconstruction_metrics
+from mnist_ae.figures import reconstructions_figure, tsne_figure
+from mnist_ae.model import AutoEncoder, ModelConfig
+
+
+def model() -> AutoEncoder:
+    torch.manual_seed(0)
+    return AutoEncoder(ModelConfig(input_dim=784, hidden=16, code_dim=4)).eval()
+
+
+def split(n: int) -> Split:
+    return Split(torch.rand(n, 784), torch.arange(n) % 10)
+
+
+def test_reconstruction_metrics_match_a_direct_computation() -> None:
+    train, test = split(50), split(30)
+    ae = model()
+    metrics = reconstruction_metrics(ae, train, test)
+    with torch.no_grad():
+        expected = torch.nn.functional.mse_loss(ae(test.images), test.images).item()
+        expected_seven = torch.nn.functional.mse_loss(ae(test.images[7::10]), test.images[7::10]).item()
+    assert metrics["test_mse"] == pytest.approx(expected, abs=1e-6)
+    assert sorted(metrics["test_mse_per_digit"]) == [str(d) for d in range(10)]
+    assert metrics["test_mse_per_digit"]["7"] == pytest.approx(expected_seven, abs=1e-6)
+
+
+def test_sample_indices_are_seeded_distinct_and_bounded() -> None:
+    first = sample_indices(100, 20, seed=3)
+    assert np.array_equal(first, sample_indices(100, 20, seed=3))
+    assert len(set(first.tolist())) == 20 and first.max() < 100
+    with pytest.raises(UserError, match="embed.size is 101 but the training split has only 100 images"):
+        sample_indices(100, 101, seed=0)
+
+
+def test_knn_accuracy_sees_separable_and_random_features() -> None:
+    labels = np.repeat(np.arange(10), 20)
+    separable = np.eye(10)[labels] * 10 + np.random.default_rng(0).normal(size=(200, 10))
+    assert knn_accuracy(separable, labels, neighbors=5) > 0.95
+    noise = np.random.default_rng(1).normal(size=(200, 10))
+    assert knn_accuracy(noise, labels, neighbors=5) < 0.3
+
+
+def test_embedding_and_figures() -> None:
+    embedding = embed_subset(model(), split(120), size=60, seed=0, perplexity=10)
+    assert embedding.points.shape == (60, 2) and embedding.codes.shape == (60, 4)
+    assert set(embedding_metrics(embedding, neighbors=3)) == {"knn_accuracy_codes", "knn_accuracy_tsne"}
+    figure = tsne_figure(embedding.points, embedding.labels, "t")
+    assert figure.axes[0].get_legend() is not None
+    images = np.random.rand(3, 784)
+    assert len(reconstructions_figure(images, images, [1, 2, 3]).axes) == 6

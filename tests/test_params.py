@@ -1,0 +1,59 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mnist_ae.errors import UserError
+from mnist_ae.params import Params, load_params
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_project_params_are_the_reference_defaults() -> None:
+    params = load_params(PROJECT / "params.yaml")
+    assert params == Params()
+    assert (params.train.batch_size, params.train.epochs, params.train.lr, params.model.code_dim) == (32, 5, 1e-3, 16)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"train": {"epoch": 3}}, "train.epoch: unknown key"),
+        ({"train": {"epochs": 0}}, "train.epochs: Input should be greater than or equal to 1"),
+        ({"train": {"lr": 0}}, "train.lr: Input should be greater than 0"),
+        ({"train": {"lr": "fast"}}, "train.lr: Input should be a valid number"),
+        ({"train": {"batch_size": 0}}, "train.batch_size: Input should be greater than or equal to 1"),
+        ({"model": {"code_dim": 0}}, "model.code_dim: Input should be greater than or equal to 1"),
+        ({"train": {"device": "tpu"}}, "train.device: Input should be 'auto', 'cpu', 'cuda' or 'mps'"),
+        ({"data": {"dataset": "CIFAR10"}}, "unknown dataset 'CIFAR10'"),
+        ({"data": {"dataset": "custom"}}, "dataset 'custom' needs an md5"),
+        ({"data": {"md5": {"a": "b"}}}, "md5 is only for dataset 'custom'"),
+        ({"embed": {"size": 10, "perplexity": 10}}, "perplexity (10.0) must be less than size (10)"),
+    ],
+)
+def test_bad_params_are_named(tmp_path: Path, data: dict, message: str) -> None:
+    with pytest.raises(UserError) as error:
+        load_params(write(tmp_path, data))
+    assert message in str(error.value)
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    with pytest.raises(UserError) as error:
+        load_params(write(tmp_path, {"train": {"epoch": 3, "lr": -1}, "model": {"hidden": 0}}))
+    text = str(error.value)
+    assert "has 3 problems" in text
+    assert all(key in text for key in ("train.epoch", "train.lr", "model.hidden"))
+
+
+def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="not found"):
+        load_params(tmp_path / "nope.yaml")
+    (tmp_path / "params.yaml").write_text("train: [unclosed")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_params(tmp_path / "params.yaml")

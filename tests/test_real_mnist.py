@@ -1,0 +1,35 @@
+"""Checks on the real MNIST, found the way a user points the project at it: ``MNIST_AE_MIRROR``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from mnist_ae.dataset import prepare_splits
+from mnist_ae.download import ensure_raw_files
+from mnist_ae.sources import MIRROR_ENV, get_source
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not os.environ.get(MIRROR_ENV), reason=f"set {MIRROR_ENV} to a folder or URL with MNIST's four files"),
+]
+
+# The published label counts (also in torchvision's and LeCun's descriptions of the data set).
+TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def test_real_mnist_downloads_verifies_and_prepares(tmp_path: Path) -> None:
+    paths = ensure_raw_files(get_source("MNIST"), tmp_path / "raw")
+    splits = prepare_splits(paths, tmp_path / "prepared")
+    train, test = splits["train"], splits["test"]
+    assert train.images.shape == (60000, 784) and test.images.shape == (10000, 784)
+    assert train.images.dtype == torch.float32
+    assert float(train.images.min()) == 0.0 and float(train.images.max()) == 1.0
+    assert torch.bincount(train.labels).tolist() == TRAIN_COUNTS
+    assert torch.bincount(test.labels).tolist() == TEST_COUNTS
+    reloaded = torch.load(tmp_path / "prepared" / "train.pt", weights_only=True)
+    assert torch.equal(reloaded["images"], train.images)
