@@ -14,13 +14,13 @@ def main() -> None:
     params = load_params()
     model, _ = load_checkpoint(paths.CHECKPOINT)
     train = load_split(paths.PREPARED, "train")
-    embedding = embed_subset(model, train, params.embed.size, params.embed.seed, params.embed.perplexity)
-    metrics = embedding_metrics(embedding, params.embed.neighbors)
-    print(f"{params.embed.neighbors}-NN accuracy: codes {metrics['knn_accuracy_codes']}, "
-          f"t-SNE {metrics['knn_accuracy_tsne']}")
-    title = f"t-SNE of the {model.config.code_dim}-d codes of {params.embed.size} training images"
+    embed = params.embed
+    embedding = embed_subset(model, train, embed.size, embed.seed, embed.perplexity, embed.method)
+    metrics = embedding_metrics(embedding, embed.neighbors)
+    print(f"{embed.neighbors}-NN accuracy: codes {metrics['knn_accuracy_codes']}, t-SNE {metrics['knn_accuracy_tsne']}")
+    title = f"t-SNE of the {model.config.code_dim}-d codes of {embed.size:,} training images"
     save_figure(paths.TSNE, tsne_figure(embedding.points, embedding.labels, title))
-    write_json(paths.EMBED_METRICS, {"size": params.embed.size, **metrics})
+    write_json(paths.EMBED_METRICS, {"size": embed.size, **metrics})
 
 
 if __name__ == "__main__":

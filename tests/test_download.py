@@ -7,7 +7,8 @@ from mnist_ae.errors import UserError
 from mnist_ae.sources import IDX_FILES, MIRROR_ENV, Source, get_source
 
 
-def test_torchvision_is_the_authority_for_mnist() -> None:
+def test_torchvision_is_the_authority_for_mnist(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
     source = get_source("MNIST")
     assert source.md5["train-images-idx3-ubyte.gz"] == "f68b3c2dcbeaaa9fbdd348bbdeb94873"
     assert sorted(source.md5) == sorted(IDX_FILES)

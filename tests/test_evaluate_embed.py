@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mnist_ae.dataset import Split
-from mnist_ae.embed import embed_subset, embedding_metrics, knn_accuracy, sample_indices
+from mnist_ae.embed import embed_subset, embedding_metrics, knn_accuracy, run_tsne, sample_indices
 from mnist_ae.errors import UserError
 from mnist_ae.evaluate import reconstruction_metrics
 from mnist_ae.figures import reconstructions_figure, tsne_figure
@@ -55,3 +55,19 @@ def test_embedding_and_figures() -> None:
     assert figure.axes[0].get_legend() is not None
     images = np.random.rand(3, 784)
     assert len(reconstructions_figure(images, images, [1, 2, 3]).axes) == 6
+
+
+@pytest.mark.parametrize("method", ["opentsne", "sklearn"])
+def test_tsne_methods_are_seeded_and_separate_clusters(method: str) -> None:
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 50)
+    codes = (np.eye(4)[labels] * 8 + rng.normal(size=(200, 4))).astype(np.float32)
+    points = run_tsne(codes, method, perplexity=15, seed=0)
+    assert points.shape == (200, 2)
+    assert np.array_equal(points, run_tsne(codes, method, perplexity=15, seed=0))
+    assert knn_accuracy(points, labels, neighbors=5) > 0.95
+
+
+def test_unknown_tsne_method() -> None:
+    with pytest.raises(ValueError, match="unknown t-SNE method"):
+        run_tsne(np.zeros((10, 2)), "umap", perplexity=3, seed=0)

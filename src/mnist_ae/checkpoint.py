@@ -14,7 +14,9 @@ from .model import AutoEncoder, ModelConfig
 
 def save_checkpoint(path: Path, model: AutoEncoder, metadata: dict[str, Any]) -> None:
     """Weights (on the CPU, so any machine can load them), model config and run metadata."""
-    state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+    # A fresh contiguous copy of each tensor: the trainer keeps parameters as views of one flat buffer.
+    state = {name: tensor.detach().cpu().clone(memory_format=torch.contiguous_format)
+             for name, tensor in model.state_dict().items()}
     save_torch(path, {"state_dict": state, "config": model.config.to_dict(), "metadata": metadata})
 
 

@@ -58,6 +58,7 @@ class EmbedParams(_Strict):
     size: int = Field(2000, ge=2)
     seed: int = 0
     perplexity: float = Field(30.0, gt=0)
+    method: Literal["opentsne", "sklearn"] = "opentsne"
     neighbors: int = Field(5, ge=1)
 
     @model_validator(mode="after")

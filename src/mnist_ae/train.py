@@ -11,6 +11,7 @@ gradients against autograd's, and ``make bench`` times the result against a tuto
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -36,34 +37,42 @@ class _Step:
     """One optimisation step of the 4-layer auto-encoder, with every buffer allocated up front."""
 
     def __init__(self, model: AutoEncoder, batch_size: int, lr: float) -> None:
-        self.layers = model.linears()
-        self.params = [p for layer in self.layers for p in (layer.weight, layer.bias)]
-        for param in self.params:
-            param.grad = torch.zeros_like(param)
-        # fused=True runs Adam as one kernel over all tensors; same update rule as the default.
-        self.optimizer = torch.optim.Adam(self.params, lr=lr, fused=True)
-        like = self.params[0]
-        sizes = [layer.out_features for layer in self.layers]  # hidden, code, hidden, input
-        input_dim = self.layers[0].in_features
-
-        def buffer(*shape: int) -> torch.Tensor:
-            return torch.empty(shape, dtype=like.dtype, device=like.device)
-
-        self.x = buffer(batch_size, input_dim)
-        self.acts = [buffer(batch_size, size) for size in sizes]  # h1, code, h3, reconstruction
-        self.grads = [buffer(batch_size, size) for size in sizes]  # gradients wrt the pre-activations
-        self.s = buffer(batch_size, input_dim)
-        self.ones = torch.ones(batch_size, dtype=like.dtype, device=like.device)
+        layers = model.linears()
+        params = [p for layer in layers for p in (layer.weight, layer.bias)]
+        # All weights live in one flat tensor and all gradients in another (the model's parameters
+        # become views of them), so fused Adam updates one long tensor in one kernel: 96 instead of
+        # 122 us a step here. The first weight is stored transposed, (784, 256): its gradient product
+        # then writes a tall matrix, which MKL does in 71 instead of 108 us at batch size 32.
+        self.flat = torch.nn.Parameter(torch.empty(sum(p.numel() for p in params), dtype=params[0].dtype,
+                                                   device=params[0].device))
+        self.flat.grad = torch.zeros_like(self.flat)
+        offset = 0
+        for i, param in enumerate(params):
+            size, storage_shape = param.numel(), param.shape[::-1] if i == 0 else param.shape
+            value = self.flat.data[offset : offset + size].view(storage_shape)
+            grad = self.flat.grad[offset : offset + size].view(storage_shape)
+            value.copy_(param.detach().t() if i == 0 else param.detach())
+            param.data, param.grad = (value.t(), grad.t()) if i == 0 else (value, grad)
+            offset += size
+        self.optimizer = torch.optim.Adam([self.flat], lr=lr, fused=True)
+        self.weights = [(layer.weight, layer.bias) for layer in layers]
+        self.batch_size = batch_size
+        self.buffers = _Buffers.allocate(batch_size, [layers[0].in_features] + [l.out_features for l in layers], params[0])
+        self.short_buffers: _Buffers | None = None  # views for a short last batch, made when first needed
 
     @torch.no_grad()
     def __call__(self, data: torch.Tensor, index: torch.Tensor, loss_out: torch.Tensor) -> None:
         """Train on ``data[index]``; the batch's sum of squared errors goes to ``loss_out``."""
         n = len(index)
-        x = torch.index_select(data, 0, index, out=self.x[:n])
-        h1, code, h3, y = (act[:n] for act in self.acts)
-        g1, g2, g3, g4 = (grad[:n] for grad in self.grads)
-        (w1, b1), (w2, b2), (w3, b3), (w4, b4) = ((layer.weight, layer.bias) for layer in self.layers)
-        ones = self.ones[:n]
+        if n == self.batch_size:
+            b = self.buffers
+        else:
+            if self.short_buffers is None or self.short_buffers.n != n:
+                self.short_buffers = self.buffers.first(n)
+            b = self.short_buffers
+        (w1, b1), (w2, b2), (w3, b3), (w4, b4) = self.weights
+        x, h1, code, h3, y, g1, g2, g3, g4 = b.x, b.h1, b.code, b.h3, b.y, b.g1, b.g2, b.g3, b.g4
+        torch.index_select(data, 0, index, out=x)
 
         # Forward: Linear, ReLU, Linear | Linear, ReLU, Linear, Sigmoid.
         torch.addmm(b1, x, w1.t(), out=h1).relu_()
@@ -75,25 +84,60 @@ class _Step:
         # The factor 2/(n*D) is applied by the matrix products' alpha instead of a pass of its own.
         scale = 2.0 / x.numel()
         torch.sub(y, x, out=g4)
-        torch.dot(g4.view(-1), g4.view(-1), out=loss_out)
-        torch.addcmul(y, y, y, value=-1.0, out=self.s[:n])  # y * (1 - y)
-        g4.mul_(self.s[:n])
+        torch.dot(b.g4_flat, b.g4_flat, out=loss_out)
+        torch.addcmul(y, y, y, value=-1.0, out=b.sigmoid_slope)  # y * (1 - y)
+        g4.mul_(b.sigmoid_slope)
 
         # Backward, layer by layer; aten's threshold_backward is autograd's own ReLU backward, with out=.
         torch.addmm(w4.grad, g4.t(), h3, beta=0, alpha=scale, out=w4.grad)
-        torch.addmv(b4.grad, g4.t(), ones, beta=0, alpha=scale, out=b4.grad)
+        torch.addmv(b4.grad, g4.t(), b.ones, beta=0, alpha=scale, out=b4.grad)
         torch.addmm(g3, g4, w4, beta=0, alpha=scale, out=g3)
         torch.ops.aten.threshold_backward.grad_input(g3, h3, 0, grad_input=g3)
         torch.mm(g3.t(), code, out=w3.grad)
-        torch.mv(g3.t(), ones, out=b3.grad)
+        torch.mv(g3.t(), b.ones, out=b3.grad)
         torch.mm(g3, w3, out=g2)
         torch.mm(g2.t(), h1, out=w2.grad)
-        torch.mv(g2.t(), ones, out=b2.grad)
+        torch.mv(g2.t(), b.ones, out=b2.grad)
         torch.mm(g2, w2, out=g1)
         torch.ops.aten.threshold_backward.grad_input(g1, h1, 0, grad_input=g1)
-        torch.mm(g1.t(), x, out=w1.grad)
-        torch.mv(g1.t(), ones, out=b1.grad)
+        torch.mm(x.t(), g1, out=w1.grad.t())  # the transposed storage: see __init__
+        torch.mv(g1.t(), b.ones, out=b1.grad)
         self.optimizer.step()
+
+
+@dataclass(frozen=True)
+class _Buffers:
+    """Activations and their gradients for ``n`` samples: input, the four layers' outputs, and so on."""
+
+    n: int
+    x: torch.Tensor
+    h1: torch.Tensor
+    code: torch.Tensor
+    h3: torch.Tensor
+    y: torch.Tensor
+    g1: torch.Tensor  # gradients wrt each layer's pre-activation
+    g2: torch.Tensor
+    g3: torch.Tensor
+    g4: torch.Tensor
+    g4_flat: torch.Tensor
+    sigmoid_slope: torch.Tensor
+    ones: torch.Tensor
+
+    @classmethod
+    def allocate(cls, n: int, widths: list[int], like: torch.Tensor) -> _Buffers:
+        """``widths``: input, hidden, code, hidden, output."""
+        def empty(width: int) -> torch.Tensor:
+            return torch.empty(n, width, dtype=like.dtype, device=like.device)
+
+        d, h, c, h2, out = widths
+        g4 = empty(out)
+        return cls(n, empty(d), empty(h), empty(c), empty(h2), empty(out), empty(h), empty(c), empty(h2), g4,
+                   g4.view(-1), empty(out), torch.ones(n, dtype=like.dtype, device=like.device))
+
+    def first(self, n: int) -> _Buffers:
+        """Views of the first ``n`` rows, for a short last batch."""
+        rows = [getattr(self, name)[:n] for name in ("x", "h1", "code", "h3", "y", "g1", "g2", "g3", "g4")]
+        return _Buffers(n, *rows, rows[-1].reshape(-1), self.sigmoid_slope[:n], self.ones[:n])
 
 
 def _check_finite(step_losses: torch.Tensor, start: int, stop: int, epoch: int) -> None:
@@ -106,11 +150,17 @@ def _check_finite(step_losses: torch.Tensor, start: int, stop: int, epoch: int) 
         )
 
 
-def fit(model: AutoEncoder, data: torch.Tensor, config: TrainConfig, progress: bool = True) -> list[float]:
+def fit(
+    model: AutoEncoder,
+    data: torch.Tensor,
+    config: TrainConfig,
+    progress: bool = True,
+    on_epoch_end: Callable[[int, float], None] | None = None,
+) -> list[float]:
     """Train ``model`` in place on ``data`` (N, D), on ``data``'s device; returns each epoch's mean loss.
 
     The epoch's loss is the mean over its batches of the batch's mean squared error, as a tutorial
-    loop reports it.
+    loop reports it. ``on_epoch_end(epoch, loss)`` lets a caller log or time each epoch.
     """
     model.train()
     n_samples = len(data)
@@ -134,4 +184,6 @@ def fit(model: AutoEncoder, data: torch.Tensor, config: TrainConfig, progress: b
             mean_loss = float((step_losses / elements_per_step).mean())
             bar.set_postfix(loss=f"{mean_loss:.4f}")
         history.append(mean_loss)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, mean_loss)
     return history
