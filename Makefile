@@ -14,7 +14,8 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-repro: install  ## download (or verify) MNIST and run every stage that is out of date
+repro: install  ## check params.yaml, download (or verify) MNIST, run every stage that is out of date
+	python -m mnist_ae.params params.yaml
 	dvc repro
 
 test: install  ## the whole suite; the real-MNIST test runs when MNIST_AE_MIRROR names the files

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from mnist_ae.download import md5_of
 from mnist_ae.idx import write_idx_gz
@@ -36,3 +41,67 @@ def small_dataset(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """A folder with four small IDX files, and their MD5s."""
     folder = tmp_path / "idx"
     return folder, write_dataset(folder)
+
+
+# --- A throwaway copy of the project, built with the real `dvc repro` on the small dataset. ---
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def venv_env() -> dict[str, str]:
+    """The environment a stage needs: this interpreter's folder first on PATH, as `make repro` arranges."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=cwd, env=venv_env(), capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", "dvc", *args], cwd, check)
+
+
+def small_params(md5: dict[str, str]) -> dict:
+    """The project's params, shrunk to the small dataset so a whole `dvc repro` takes seconds."""
+    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    params["data"] = {"dataset": "custom", "md5": md5}
+    params["model"] = {"hidden": 32, "code_dim": 4}
+    params["train"].update(epochs=2, batch_size=16)
+    params["evaluate"]["examples"] = [0, 5, 10]
+    params["embed"].update(size=100, perplexity=10.0)
+    return params
+
+
+def edit_params(root: Path, section: str, **values: object) -> None:
+    path = root / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    params[section].update(values)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="session")
+def built_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A git + DVC copy of the project, the small dataset placed by hand (as an offline user would),
+    after one full `dvc repro`. Tests that change it work on a copy (``project_copy``)."""
+    root = tmp_path_factory.mktemp("built") / "project"
+    root.mkdir()
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy(PROJECT / name, root / name)
+    for name in ("stages", "src"):
+        shutil.copytree(PROJECT / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    md5 = write_dataset(root / "data" / "raw" / "custom" / "raw")
+    (root / "params.yaml").write_text(yaml.safe_dump(small_params(md5), sort_keys=False))
+    run(["git", "init", "-q"], root)
+    dvc("init", "-q", cwd=root)
+    dvc("config", "core.analytics", "false", cwd=root)
+    dvc("repro", cwd=root)
+    return root
+
+
+@pytest.fixture
+def project_copy(built_project: Path, tmp_path: Path) -> Path:
+    """A private copy of the built project, free to break."""
+    return Path(shutil.copytree(built_project, tmp_path / "project", symlinks=True))

@@ -49,3 +49,12 @@ def test_refuses_to_run_code(tmp_path: Path) -> None:
     torch.save({"state_dict": Sneaky()}, path)
     with pytest.raises(UserError, match="is not a checkpoint"):
         load_checkpoint(path)
+
+
+def test_weights_of_another_model_size(tmp_path: Path) -> None:
+    path = _saved(tmp_path)
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["config"]["hidden"] = 16  # the weights are for hidden=8
+    torch.save(checkpoint, path)
+    with pytest.raises(UserError, match=r"weights of another model size: decoder.0.bias is \(8,\) in the file, \(16,\) for its config"):
+        load_checkpoint(path)

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import write_dataset
 from mnist_ae.download import ensure_raw_files, md5_of
 from mnist_ae.errors import UserError
 from mnist_ae.sources import IDX_FILES, MIRROR_ENV, Source, get_source
@@ -75,6 +76,14 @@ def test_bad_mirrors_are_skipped_and_wrong_downloads_never_kept(small_dataset, t
     assert {name: md5_of(path) for name, path in paths.items()} == md5
 
 
+def test_files_of_another_dataset_are_refused(small_dataset, tmp_path: Path) -> None:
+    _, md5 = small_dataset
+    source = Source("custom", md5, mirrors=())
+    other = write_dataset(source.raw_folder(tmp_path / "raw"), n_train=300, n_test=100)  # same names, other data
+    with pytest.raises(UserError, match=f"has MD5 {other['train-images-idx3-ubyte.gz']}, expected {md5['train-images-idx3-ubyte.gz']}"):
+        ensure_raw_files(source, tmp_path / "raw")
+
+
 def test_no_mirror_has_the_file(small_dataset, tmp_path: Path) -> None:
     _, md5 = small_dataset
     source = Source("custom", md5, mirrors=((tmp_path / "absent").as_uri() + "/",))
@@ -85,3 +94,77 @@ def test_no_mirror_has_the_file(small_dataset, tmp_path: Path) -> None:
     assert "could not download train-images-idx3-ubyte.gz" in message
     assert f"put the four files" in message and str(root / "custom" / "raw") in message
     assert not any((root / "custom" / "raw").iterdir())  # nothing partial left behind
+
+
+# --- Mirrors over HTTP, served on the loopback interface by the test itself. ---
+
+import functools
+import http.server
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from mnist_ae import download
+
+
+class _GarbageHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+        body = b"<html>this mirror answers every request with this page</html>"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _QuietFileHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def _http_server(handler) -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def _silent_server() -> Iterator[str]:
+    """Accepts connections and never answers: a mirror that hangs."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    finally:
+        listener.close()
+
+
+def test_a_hanging_and_a_garbage_mirror_are_skipped(small_dataset, tmp_path: Path, monkeypatch) -> None:
+    folder, md5 = small_dataset
+    monkeypatch.setattr(download, "TIMEOUT_SECONDS", 0.5)
+    with _silent_server() as hanging, _http_server(_GarbageHandler) as garbage, \
+            _http_server(functools.partial(_QuietFileHandler, directory=str(folder))) as good:
+        paths = ensure_raw_files(Source("custom", md5, (hanging, garbage, good)), tmp_path / "raw")
+    assert {name: md5_of(path) for name, path in paths.items()} == md5
+
+
+def test_only_bad_mirrors_give_a_clear_error(small_dataset, tmp_path: Path, monkeypatch) -> None:
+    _, md5 = small_dataset
+    monkeypatch.setattr(download, "TIMEOUT_SECONDS", 0.5)
+    root = tmp_path / "raw"
+    with _silent_server() as hanging, _http_server(_GarbageHandler) as garbage:
+        with pytest.raises(UserError) as error:
+            ensure_raw_files(Source("custom", md5, (hanging, garbage)), root)
+    message = str(error.value)
+    assert "timed out" in message and f"MD5 " in message and "put the four files" in message
+    assert not any((root / "custom" / "raw").iterdir())

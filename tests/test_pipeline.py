@@ -3,59 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import write_dataset
+from conftest import dvc
 
-PROJECT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    # The stages' `python` must be this interpreter (the project's venv), as `make repro` arranges.
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    return run([sys.executable, "-m", "dvc", *args], cwd, check)
-
-
-def small_params(md5: dict[str, str]) -> dict:
-    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
-    params["data"] = {"dataset": "custom", "md5": md5}
-    params["model"] = {"hidden": 32, "code_dim": 4}
-    params["train"].update(epochs=2, batch_size=16)
-    params["evaluate"]["examples"] = [0, 5, 10]
-    params["embed"].update(size=100, perplexity=10.0)
-    return params
-
-
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A git + DVC copy of the project with the small dataset placed by hand, as an offline user would."""
-    root = tmp_path_factory.mktemp("project")
-    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
-        shutil.copy(PROJECT / name, root / name)
-    for name in ("stages", "src"):
-        shutil.copytree(PROJECT / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    md5 = write_dataset(root / "data" / "raw" / "custom" / "raw")
-    (root / "params.yaml").write_text(yaml.safe_dump(small_params(md5), sort_keys=False))
-    run(["git", "init", "-q"], root)
-    dvc("init", "-q", cwd=root)
-    dvc("config", "core.analytics", "false", cwd=root)
-    dvc("repro", cwd=root)
-    return root
+def project(built_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return Path(shutil.copytree(built_project, tmp_path_factory.mktemp("pipeline") / "project", symlinks=True))
 
 
 def test_repro_writes_every_output(project: Path) -> None:

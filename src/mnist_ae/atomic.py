@@ -21,6 +21,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
+    # A process killed mid-write (SIGKILL, power loss) cannot clean up: its leftovers go now.
+    for stale in final.parent.glob(f".{final.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
     # A name unique to this process (not mkstemp, whose 0600 mode would stick to the output).
     tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
     try:

@@ -27,6 +27,12 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[Aut
     try:
         checkpoint = torch.load(path, map_location=device, weights_only=True)
         model = AutoEncoder(ModelConfig(**checkpoint["config"]))
+        expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+        found = {name: tuple(t.shape) for name, t in checkpoint["state_dict"].items()}
+        if found != expected:
+            wrong = sorted(name for name in expected.keys() | found.keys() if expected.get(name) != found.get(name))
+            raise ValueError(f"weights of another model size: {wrong[0]} is {found.get(wrong[0])} in the file, "
+                             f"{expected.get(wrong[0])} for its config {checkpoint['config']}")
         model.load_state_dict(checkpoint["state_dict"])
     except Exception as error:  # truncated, foreign or mismatched files fail in many ways
         raise UserError(f"{path} is not a checkpoint of this model ({first_line(error)}); rerun the train stage") from None

@@ -102,3 +102,22 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except ValidationError as error:
         count = error.error_count()
         raise UserError(f"{path} has {count} problem{'s' * (count > 1)}:\n{_describe(error)}") from None
+
+
+def main() -> None:
+    """``python -m mnist_ae.params [FILE]``: check a params file without running anything.
+
+    ``make repro`` runs this first because DVC reruns a stage only when a key it tracks changes: a
+    misspelt key (``train.epoch``) changes none, so ``dvc repro`` alone would say all is up to date.
+    """
+    import sys
+
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("params.yaml")
+    load_params(path)
+    print(f"{path}: OK")
+
+
+if __name__ == "__main__":
+    from .errors import run_stage
+
+    run_stage(main)

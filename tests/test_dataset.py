@@ -1,0 +1,47 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mnist_ae.dataset import load_split, prepare_splits, split_from_idx
+from mnist_ae.errors import UserError
+from mnist_ae.idx import write_idx_gz
+from mnist_ae.sources import IDX_FILES
+
+
+def test_prepared_splits_are_float_in_unit_range(small_dataset, tmp_path: Path) -> None:
+    folder, _ = small_dataset
+    splits = prepare_splits({name: folder / name for name in IDX_FILES}, tmp_path)
+    train = load_split(tmp_path, "train")
+    assert train.images.dtype == torch.float32 and train.images.shape == (600, 784)
+    assert 0.0 <= float(train.images.min()) and float(train.images.max()) <= 1.0
+    assert torch.equal(train.labels, splits["train"].labels)
+
+
+def test_images_and_labels_of_different_lengths(tmp_path: Path) -> None:
+    write_idx_gz(tmp_path / "images.gz", np.zeros((5, 28, 28), dtype=np.uint8))
+    write_idx_gz(tmp_path / "labels.gz", np.zeros(4, dtype=np.uint8))
+    with pytest.raises(UserError, match="has 5 images but .* has 4 labels"):
+        split_from_idx(tmp_path / "images.gz", tmp_path / "labels.gz")
+
+
+def test_labels_that_are_not_digits(tmp_path: Path) -> None:
+    write_idx_gz(tmp_path / "images.gz", np.zeros((2, 28, 28), dtype=np.uint8))
+    write_idx_gz(tmp_path / "labels.gz", np.array([3, 12], dtype=np.uint8))
+    with pytest.raises(UserError, match="label 12 found"):
+        split_from_idx(tmp_path / "images.gz", tmp_path / "labels.gz")
+
+
+def test_image_and_label_files_swapped(small_dataset) -> None:
+    folder, _ = small_dataset
+    with pytest.raises(UserError, match="magic number 0x00000801, expected 0x00000803"):
+        split_from_idx(folder / "train-labels-idx1-ubyte.gz", folder / "train-images-idx3-ubyte.gz")
+
+
+def test_missing_or_broken_prepared_split(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="run the prepare stage first"):
+        load_split(tmp_path, "train")
+    (tmp_path / "train.pt").write_bytes(b"garbage")
+    with pytest.raises(UserError, match="is not a prepared split"):
+        load_split(tmp_path, "train")
