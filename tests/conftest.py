@@ -93,12 +93,20 @@ def built_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in ("stages", "src"):
         shutil.copytree(PROJECT / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     md5 = write_dataset(root / "data" / "raw" / "custom" / "raw")
+    shutil.copy(PROJECT / "data" / ".gitignore", root / "data" / ".gitignore")  # DVC's outputs stay out of git
     (root / "params.yaml").write_text(yaml.safe_dump(small_params(md5), sort_keys=False))
     run(["git", "init", "-q"], root)
     dvc("init", "-q", cwd=root)
     dvc("config", "core.analytics", "false", cwd=root)
+    git_commit(root, "the project, before its first run")  # as in a clone: dvclive and `dvc exp` need a commit
     dvc("repro", cwd=root)
+    git_commit(root, "first run")
     return root
+
+
+def git_commit(root: Path, message: str) -> None:
+    run(["git", "add", "-A"], root)
+    run(["git", "-c", "user.name=tests", "-c", "user.email=tests@example.invalid", "commit", "-q", "-m", message], root)
 
 
 @pytest.fixture

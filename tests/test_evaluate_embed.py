@@ -48,8 +48,8 @@ def test_knn_accuracy_sees_separable_and_random_features() -> None:
 
 
 def test_embedding_and_figures() -> None:
-    embedding = embed_subset(model(), split(120), size=60, seed=0, perplexity=10)
-    assert embedding.points.shape == (60, 2) and embedding.codes.shape == (60, 4)
+    embedding = embed_subset(model(), split(300), size=150, seed=0, perplexity=10)
+    assert embedding.points.shape == (150, 2) and embedding.codes.shape == (150, 4)
     assert set(embedding_metrics(embedding, neighbors=3)) == {"knn_accuracy_codes", "knn_accuracy_tsne"}
     figure = tsne_figure(embedding.points, embedding.labels, "t")
     assert figure.axes[0].get_legend() is not None

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 STAGE_OUTPUTS = {
     "prepare": ["data/prepared"],
-    "train": ["data/models", "metrics/train.json", "metrics/train_loss.csv"],
+    "train": ["data/models", "metrics/train"],
     "evaluate": ["metrics/evaluate.json", "metrics/reconstructions.png"],
     "embed": ["metrics/embed.json", "metrics/tsne.png"],
 }
@@ -70,11 +70,13 @@ def _assert_train_outputs_whole(root: Path) -> None:
     checkpoint = root / "data/models/autoencoder.pt"
     if checkpoint.exists():
         load_checkpoint(checkpoint)
-    if (root / "metrics/train.json").exists():
-        assert set(json.loads((root / "metrics/train.json").read_text())) == {"final_loss", "epochs"}
-    if (root / "metrics/train_loss.csv").exists():
-        lines = (root / "metrics/train_loss.csv").read_text().splitlines()
-        assert lines[0] == "epoch,loss" and [int(line.split(",")[0]) for line in lines[1:]] == list(range(1, len(lines)))
+    log = root / "metrics/train"
+    if log.exists():
+        summary = json.loads((log / "metrics.json").read_text())
+        for name in ("train_loss", "test_mse"):
+            lines = (log / "plots/metrics" / f"{name}.tsv").read_text().splitlines()
+            # The whole curve, one row per epoch up to the last one the summary reports.
+            assert [int(line.split("\t")[0]) for line in lines[1:]] == list(range(1, summary["step"] + 1))
 
 
 def _start_train(root: Path, stderr: int = subprocess.DEVNULL) -> subprocess.Popen:

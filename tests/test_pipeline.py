@@ -21,15 +21,16 @@ def project(built_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 def test_repro_writes_every_output(project: Path) -> None:
     for path in ("data/prepared/train.pt", "data/prepared/test.pt", "data/models/autoencoder.pt",
-                 "metrics/train_loss.csv", "metrics/reconstructions.png", "metrics/tsne.png"):
+                 "metrics/train/plots/metrics/train_loss.tsv", "metrics/reconstructions.png", "metrics/tsne.png"):
         assert (project / path).stat().st_size > 0, path
-    train = json.loads((project / "metrics/train.json").read_text())
+    train = json.loads((project / "metrics/train/metrics.json").read_text())
     evaluate = json.loads((project / "metrics/evaluate.json").read_text())
     embed = json.loads((project / "metrics/embed.json").read_text())
-    assert train["epochs"] == 2 and 0 < train["final_loss"] < 0.2
+    assert train["step"] == 2 and 0 < train["train_loss"] < 0.2 and 0 < train["test_mse"] < 0.2
     assert 0 < evaluate["test_mse"] < 0.2 and len(evaluate["test_mse_per_digit"]) == 10
     assert embed["size"] == 100 and 0 <= embed["knn_accuracy_tsne"] <= 1
-    assert (project / "metrics/train_loss.csv").read_text().splitlines()[0] == "epoch,loss"
+    curve = (project / "metrics/train/plots/metrics/train_loss.tsv").read_text().splitlines()
+    assert curve[0] == "step\ttrain_loss" and [line.split("\t")[0] for line in curve[1:]] == ["1", "2"]
     assert (project / "dvc.lock").exists()
 
 
@@ -59,12 +60,12 @@ def test_a_param_reruns_only_its_stages(project: Path) -> None:
 def test_metrics_and_plots_are_declared(project: Path) -> None:
     metrics = json.loads(dvc("metrics", "show", "--json", cwd=project).stdout)
     text = json.dumps(metrics)
-    assert "final_loss" in text and "test_mse" in text and "knn_accuracy_codes" in text
+    assert "train_loss" in text and "test_mse_per_digit" in text and "knn_accuracy_codes" in text
     result = dvc("plots", "show", "--json", cwd=project)
     plots = json.loads(result.stdout)
-    loss_chart = json.dumps(plots["data"]["metrics/train_loss.csv"])
-    assert "0.0" in loss_chart and "epoch" in loss_chart  # the data made it into the chart
-    for name in ("metrics/train_loss.csv", "metrics/reconstructions.png", "metrics/tsne.png"):
+    loss_chart = json.dumps(plots["data"]["Loss per epoch"])
+    assert "train_loss" in loss_chart and "test_mse" in loss_chart and "epoch" in loss_chart
+    for name in ("Loss per epoch", "metrics/reconstructions.png", "metrics/tsne.png"):
         assert name in plots["data"], name
 
 
