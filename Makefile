@@ -4,7 +4,7 @@ PYTHON ?= python3
 # DVC runs each stage's `python ...` through the shell: put the venv first on PATH so it is ours.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install repro test test-fast bench clean
+.PHONY: install repro check-repro test test-fast bench clean
 
 install: $(VENV)/.installed
 
@@ -17,6 +17,9 @@ $(VENV)/.installed: pyproject.toml
 repro: install  ## check params.yaml, download (or verify) MNIST, run every stage that is out of date
 	python -m mnist_ae.params params.yaml
 	dvc repro
+
+check-repro: repro  ## fail unless the rerun matches the committed dvc.lock and metrics (for CI)
+	python -m mnist_ae.reprocheck
 
 test: install  ## the whole suite; the real-MNIST test runs when MNIST_AE_MIRROR names the files
 	python -m pytest
