@@ -41,8 +41,10 @@ def write_json(path: str | os.PathLike[str], data: Any) -> None:
 
 def save_torch(path: str | os.PathLike[str], obj: Any) -> None:
     """``torch.save`` atomically; read it back with ``torch.load(..., weights_only=True)``."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:
+        # Through a file object, not the path: torch names the records inside the archive after the
+        # file, and the temporary name would make every save's bytes (and DVC's hash) different.
+        torch.save(obj, file)
 
 
 def save_figure(path: str | os.PathLike[str], figure: Any, dpi: int = 100) -> None:

@@ -1,0 +1,107 @@
+"""What DVC users do with the project, run for real on the small one: experiments, a queued sweep,
+the reproduction check, bit-identical reruns."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import dvc, edit_params, git_commit, run
+
+pytestmark = pytest.mark.slow
+
+
+def _experiments(root: Path) -> dict[str, dict]:
+    """``dvc exp show --json`` as {experiment name: {"params": ..., "metrics": ...}}."""
+    found = {}
+    for baseline in json.loads(dvc("exp", "show", "--json", cwd=root).stdout):
+        for experiment in baseline.get("experiments") or []:
+            for revision in experiment.get("revs", []):
+                data = revision.get("data") or {}
+                found[revision.get("name") or revision["rev"]] = {
+                    "params": data.get("params", {}).get("params.yaml", {}).get("data", {}),
+                    "metrics": {path: value.get("data", {}) for path, value in data.get("metrics", {}).items()},
+                }
+    return found
+
+
+def test_exp_run_with_a_param_and_exp_show(project_copy: Path) -> None:
+    dvc("exp", "run", "-n", "tiny-code", "-S", "model.code_dim=2", cwd=project_copy)
+    experiment = _experiments(project_copy)["tiny-code"]
+    assert experiment["params"]["model"]["code_dim"] == 2
+    assert experiment["metrics"]["metrics/train/metrics.json"]["train_loss"] > 0
+    assert "knn_accuracy_codes" in experiment["metrics"]["metrics/embed.json"]
+    table = dvc("exp", "show", "--md", cwd=project_copy).stdout
+    assert "tiny-code" in table and "model.code_dim" in table and "test_mse" in table
+
+
+def test_queued_sweep_runs_every_experiment(project_copy: Path) -> None:
+    dvc("exp", "run", "--queue", "-S", "model.code_dim=3,5", cwd=project_copy)
+    dvc("queue", "start", "-j", "2", cwd=project_copy)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        status = dvc("queue", "status", cwd=project_copy).stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(2)
+    dvc("queue", "stop", "--kill", cwd=project_copy, check=False)
+    assert "Failed" not in status, dvc("queue", "logs", status.split()[4], cwd=project_copy, check=False).stdout
+    code_dims = sorted(e["params"]["model"]["code_dim"] for e in _experiments(project_copy).values()
+                       if e["metrics"].get("metrics/embed.json"))
+    assert code_dims == [3, 5]
+
+
+def _check(root: Path) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", "mnist_ae.reprocheck"], root, check=False)
+
+
+def test_check_repro_passes_on_the_committed_state(project_copy: Path) -> None:
+    result = _check(project_copy)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "**Reproduced** within tolerance." in result.stdout and "| metrics/evaluate.json" in result.stdout
+
+
+def test_check_repro_catches_a_pipeline_changed_without_a_rerun(project_copy: Path) -> None:
+    edit_params(project_copy, "train", epochs=3)
+    git_commit(project_copy, "more epochs, but no rerun committed")
+    dvc("repro", cwd=project_copy)
+    result = _check(project_copy)
+    assert result.returncode == 1
+    assert "stage 'train' ran on other code, data or params than the committed dvc.lock" in result.stdout
+
+
+def test_check_repro_catches_drifting_metrics(project_copy: Path) -> None:
+    path = project_copy / "metrics/evaluate.json"
+    metrics = json.loads(path.read_text())
+    metrics["test_mse"] += 0.01
+    path.write_text(json.dumps(metrics))
+    git_commit(project_copy, "a committed metric no run produced")
+    dvc("repro", "--force", "evaluate", cwd=project_copy)
+    result = _check(project_copy)
+    assert result.returncode == 1
+    assert "metrics/evaluate.json: test_mse is" in result.stdout and "(tolerance 0.001)" in result.stdout
+
+
+def test_check_repro_catches_an_unclean_status(project_copy: Path) -> None:
+    (project_copy / "metrics/tsne.png").unlink()
+    result = _check(project_copy)
+    assert result.returncode == 1 and "dvc status is not clean" in result.stdout
+
+
+def _digest(path: Path) -> str:
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    return hashlib.md5(b"".join(p.read_bytes() for p in files)).hexdigest()
+
+
+def test_training_twice_gives_bit_identical_outputs(project_copy: Path) -> None:
+    outputs = ("data/models/autoencoder.pt", "metrics/train")
+    run([sys.executable, "stages/train.py"], project_copy)
+    first = {name: _digest(project_copy / name) for name in outputs}
+    run([sys.executable, "stages/train.py"], project_copy)
+    assert {name: _digest(project_copy / name) for name in outputs} == first
