@@ -48,6 +48,7 @@ class TrainParams(_Strict):
     batch_size: int = Field(32, ge=1)
     lr: float = Field(1e-3, gt=0)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    nproc: int = Field(1, ge=1)  # processes (ranks) on this machine; > 1 runs through torchrun
 
 
 class EvaluateParams(_Strict):

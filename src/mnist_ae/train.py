@@ -140,6 +140,35 @@ class _Buffers:
         return _Buffers(n, *rows, rows[-1].reshape(-1), self.sigmoid_slope[:n], self.ones[:n])
 
 
+class _DistributedStep:
+    """One step as one rank of a group: PyTorch's DistributedDataParallel over autograd.
+
+    Each rank takes its slice of the same global batch; DDP averages the gradients over the ranks
+    during the backward pass. The hand-written backward of ``_Step`` bypasses autograd, which DDP
+    hooks into, so this path uses autograd and is correct rather than fast: it is for more devices
+    than one, not for more speed on one machine's cores.
+    """
+
+    def __init__(self, model: AutoEncoder, lr: float) -> None:
+        from torch.nn.parallel import DistributedDataParallel
+
+        device = next(model.parameters()).device
+        self.model = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+        self.rank, self.world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
+
+    def __call__(self, data: torch.Tensor, index: torch.Tensor, loss_out: torch.Tensor) -> None:
+        x = data[index.tensor_split(self.world_size)[self.rank]]
+        squared_error = (self.model(x) - x).pow(2).sum()
+        # DDP divides the summed gradients by the number of ranks: scaled so, the result is the
+        # gradient of the whole batch's mean, whatever the slices' sizes (even an empty one).
+        loss = squared_error * (self.world_size / (len(index) * data.shape[1]))
+        self.optimizer.zero_grad(set_to_none=False)
+        loss.backward()
+        self.optimizer.step()
+        loss_out.copy_(squared_error.detach())
+
+
 def _check_finite(step_losses: torch.Tensor, start: int, stop: int, epoch: int) -> None:
     window = step_losses[start:stop]
     if not bool(torch.isfinite(window).all()):
@@ -156,16 +185,19 @@ def fit(
     config: TrainConfig,
     progress: bool = True,
     on_epoch_end: Callable[[int, float], None] | None = None,
+    distributed: bool = False,
 ) -> list[float]:
     """Train ``model`` in place on ``data`` (N, D), on ``data``'s device; returns each epoch's mean loss.
 
     The epoch's loss is the mean over its batches of the batch's mean squared error, as a tutorial
     loop reports it. ``on_epoch_end(epoch, loss)`` lets a caller log or time each epoch.
+    ``distributed``: this process is one rank of a ``torch.distributed`` group (see
+    ``distributed.py``); every rank must call ``fit`` with the same arguments.
     """
     model.train()
     n_samples = len(data)
     n_steps = math.ceil(n_samples / config.batch_size)
-    step = _Step(model, config.batch_size, config.lr)
+    step = _DistributedStep(model, config.lr) if distributed else _Step(model, config.batch_size, config.lr)
     generator = torch.Generator().manual_seed(config.seed)
     batch_sizes = torch.full((n_steps,), float(config.batch_size), device=data.device)
     batch_sizes[-1] = n_samples - (n_steps - 1) * config.batch_size
@@ -181,6 +213,8 @@ def fit(
                     step(data, order[i * config.batch_size : (i + 1) * config.batch_size], step_losses[i])
                 _check_finite(step_losses, start, stop, epoch)
                 bar.update(stop - start)
+            if distributed:  # each rank summed its own slice of every batch
+                torch.distributed.all_reduce(step_losses)
             mean_loss = float((step_losses / elements_per_step).mean())
             bar.set_postfix(loss=f"{mean_loss:.4f}")
         history.append(mean_loss)

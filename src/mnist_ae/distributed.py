@@ -1,0 +1,65 @@
+"""Run the train stage on several processes with PyTorch's own launcher, torchrun.
+
+``train.nproc: 1`` (the default) trains in the plain single process. With ``train.nproc: N`` the
+stage hands itself to ``torch.distributed.run`` (what the ``torchrun`` command runs) for N ranks
+on this machine; started by ``torchrun`` directly (several machines), it joins the group it finds
+in the environment. Rank 0 alone writes outputs, progress bars and logs; a rank that fails brings
+the whole run down through torchrun, with its error shown.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Rank:
+    device: torch.device
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def launched_by_torchrun() -> bool:
+    return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def relaunch_with_torchrun(nproc: int, script: str) -> int:
+    """Start ``script`` as ``nproc`` ranks on this machine through torchrun; returns its exit code."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import main as torchrun
+
+    try:
+        torchrun(["--standalone", f"--nproc-per-node={nproc}", script, *sys.argv[1:]])
+    except ChildFailedError:
+        return 1  # torchrun has already printed which rank failed and its error
+    return 0
+
+
+@contextmanager
+def process_group(device: torch.device) -> Iterator[Rank]:
+    """Join the torchrun group (gloo on the CPU, NCCL on CUDA, one GPU a rank), or stand alone."""
+    if not launched_by_torchrun() or int(os.environ["WORLD_SIZE"]) == 1:
+        yield Rank(device)
+        return
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        torch.cuda.set_device(device)
+    torch.distributed.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    try:
+        yield Rank(device, torch.distributed.get_rank(), torch.distributed.get_world_size())
+    finally:
+        torch.distributed.destroy_process_group()

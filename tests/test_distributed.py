@@ -1,0 +1,67 @@
+"""The train stage under torchrun: 2 CPU ranks (gloo) follow the single process, and a failing rank
+brings the whole run down."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import edit_params, run, venv_env
+from mnist_ae.checkpoint import load_checkpoint
+
+pytestmark = pytest.mark.slow
+
+
+def _train(root: Path, nproc: int) -> list[float]:
+    edit_params(root, "train", nproc=nproc)
+    run([sys.executable, "stages/train.py"], root)
+    return load_checkpoint(root / "data/models/autoencoder.pt")[1]["loss_per_epoch"]
+
+
+def test_two_ranks_follow_the_single_process(project_copy: Path) -> None:
+    edit_params(project_copy, "train", epochs=3, batch_size=15)  # 600 = 40 batches; 15 splits 8 + 7
+    single = _train(project_copy, nproc=1)
+    double = _train(project_copy, nproc=2)
+    assert len(double) == 3
+    assert max(abs(a - b) for a, b in zip(single, double)) < 1e-4, (single, double)
+    run([sys.executable, "stages/evaluate.py"], project_copy)  # rank 0's checkpoint is a normal one
+
+
+FAILING_RANK = """
+import runpy, sys
+import torch.distributed
+from mnist_ae import train
+
+calls = 0
+original = train._DistributedStep.__call__
+
+def failing_step(self, *args):
+    global calls
+    calls += 1
+    if torch.distributed.get_rank() == 1 and calls == 5:
+        raise RuntimeError("injected failure on rank 1")
+    return original(self, *args)
+
+train._DistributedStep.__call__ = failing_step
+sys.argv = ["stages/train.py"]
+runpy.run_path("stages/train.py", run_name="__main__")
+"""
+
+
+def test_a_failing_rank_ends_the_run(project_copy: Path) -> None:
+    edit_params(project_copy, "train", epochs=50)
+    (project_copy / "failing_rank.py").write_text(FAILING_RANK)
+    checkpoint = project_copy / "data/models/autoencoder.pt"
+    before = checkpoint.read_bytes()
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "failing_rank.py"],
+        cwd=project_copy, env=venv_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode != 0
+    assert "injected failure on rank 1" in result.stderr
+    assert checkpoint.read_bytes() == before  # rank 0 wrote nothing
+    assert not list((project_copy / "metrics").glob(".train.*"))  # no staging log left behind
