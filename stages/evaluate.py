@@ -4,8 +4,8 @@ from mnist_ae import paths
 from mnist_ae.atomic import save_figure, write_json
 from mnist_ae.checkpoint import load_checkpoint
 from mnist_ae.dataset import load_split
-from mnist_ae.errors import UserError, run_stage
-from mnist_ae.evaluate import reconstruct, reconstruction_metrics
+from mnist_ae.errors import run_stage
+from mnist_ae.evaluate import check_examples, reconstruct, reconstruction_metrics
 from mnist_ae.figures import reconstructions_figure
 from mnist_ae.params import load_params
 
@@ -15,9 +15,7 @@ def main() -> None:
     model, _ = load_checkpoint(paths.CHECKPOINT)
     train, test = load_split(paths.PREPARED, "train"), load_split(paths.PREPARED, "test")
     examples = params.evaluate.examples
-    outside = [i for i in examples if not 0 <= i < len(train)]
-    if outside:
-        raise UserError(f"evaluate.examples {outside} are outside the training split (0..{len(train) - 1})")
+    check_examples(examples, train)
 
     metrics = reconstruction_metrics(model, train, test)
     print(f"reconstruction MSE: train {metrics['train_mse']}, test {metrics['test_mse']}")

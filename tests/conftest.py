@@ -50,7 +50,8 @@ PROJECT = Path(__file__).resolve().parents[1]
 
 def venv_env() -> dict[str, str]:
     """The environment a stage needs: this interpreter's folder first on PATH, as `make repro` arranges."""
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "PYTHONPATH": "src"}  # run from a copy's root, the copy's own code, as its dvc.yaml does
 
 
 def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:

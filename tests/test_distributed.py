@@ -65,3 +65,14 @@ def test_a_failing_rank_ends_the_run(project_copy: Path) -> None:
     assert "injected failure on rank 1" in result.stderr
     assert checkpoint.read_bytes() == before  # rank 0 wrote nothing
     assert not list((project_copy / "metrics").glob(".train.*"))  # no staging log left behind
+
+
+def test_a_user_error_under_torchrun_keeps_its_exit_code_and_message(project_copy: Path) -> None:
+    edit_params(project_copy, "train", nproc=2)
+    (project_copy / "data/prepared/train.pt").unlink()
+    result = subprocess.run([sys.executable, "stages/train.py"], cwd=project_copy, env=venv_env(),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert "error: data/prepared/train.pt not found: run the prepare stage first" in result.stderr
+    assert "error: rank 0 of 2 failed (exit code 2)" in result.stderr or "error: rank 1 of 2 failed (exit code 2)" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -149,12 +149,36 @@ def _silent_server() -> Iterator[str]:
         listener.close()
 
 
+@contextmanager
+def _babbling_server() -> Iterator[str]:
+    """Answers every connection with bytes that are not HTTP at all, then hangs up."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            with connection:
+                connection.recv(4096)
+                connection.sendall(b"\x00\x01 this is no HTTP\r\n\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    finally:
+        listener.close()
+
+
 def test_a_hanging_and_a_garbage_mirror_are_skipped(small_dataset, tmp_path: Path, monkeypatch) -> None:
     folder, md5 = small_dataset
     monkeypatch.setattr(download, "TIMEOUT_SECONDS", 0.5)
-    with _silent_server() as hanging, _http_server(_GarbageHandler) as garbage, \
+    with _silent_server() as hanging, _babbling_server() as babbling, _http_server(_GarbageHandler) as garbage, \
             _http_server(functools.partial(_QuietFileHandler, directory=str(folder))) as good:
-        paths = ensure_raw_files(Source("custom", md5, (hanging, garbage, good)), tmp_path / "raw")
+        paths = ensure_raw_files(Source("custom", md5, (hanging, babbling, garbage, good)), tmp_path / "raw")
     assert {name: md5_of(path) for name, path in paths.items()} == md5
 
 

@@ -57,8 +57,16 @@ def test_truncated_gzip_is_rejected(tmp_path: Path) -> None:
         read_idx_gz(path, LABELS_MAGIC)
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=64), st.sampled_from([IMAGES_MAGIC, LABELS_MAGIC]))
+# Mostly the right magic number followed by anything, so the fuzzing gets past the first check.
+_IDX_LIKE = st.one_of(
+    st.binary(max_size=64),
+    st.builds(lambda magic, rest: struct.pack(">I", magic) + rest,
+              st.sampled_from([IMAGES_MAGIC, LABELS_MAGIC]), st.binary(max_size=64)),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_IDX_LIKE, st.sampled_from([IMAGES_MAGIC, LABELS_MAGIC]))
 def test_fuzz_parser_only_raises_user_errors(data: bytes, magic: int) -> None:
     try:
         array = parse_idx(data, magic)
@@ -78,3 +86,10 @@ def test_fuzz_label_counts(labels: list[int], claimed: int) -> None:
     else:
         with pytest.raises(UserError, match="header says shape"):
             parse_idx(data, LABELS_MAGIC)
+
+
+def test_a_forged_huge_header_is_rejected() -> None:
+    # 2**31 * 2**31 * 4 overflows a 64-bit product to 0: the length check must still see the truth.
+    data = struct.pack(">IIII", IMAGES_MAGIC, 2**31, 2**31, 4)
+    with pytest.raises(UserError, match="header says shape"):
+        parse_idx(data, IMAGES_MAGIC)

@@ -35,6 +35,9 @@ def test_project_params_are_the_reference_defaults() -> None:
         ({"data": {"dataset": "custom"}}, "dataset 'custom' needs an md5"),
         ({"data": {"md5": {"a": "b"}}}, "md5 is only for dataset 'custom'"),
         ({"embed": {"size": 10, "perplexity": 10}}, "perplexity (10.0) must be less than size (10)"),
+        ({"embed": {"size": 4, "perplexity": 2}}, "embed.size: Input should be greater than or equal to 5"),
+        ({"embed": {"size": 20, "perplexity": 5, "neighbors": 17}}, "neighbors (17) must be at most 16"),
+        ({"train": {"nproc": 0}}, "train.nproc: Input should be greater than or equal to 1"),
     ],
 )
 def test_bad_params_are_named(tmp_path: Path, data: dict, message: str) -> None:

@@ -21,7 +21,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    # A process killed mid-write (SIGKILL, power loss) cannot clean up: its leftovers go now.
+    # A process killed mid-write (SIGKILL) cannot clean up: its leftovers go now.
     for stale in final.parent.glob(f".{final.name}.*.tmp"):
         stale.unlink(missing_ok=True)
     # A name unique to this process (not mkstemp, whose 0600 mode would stick to the output).
@@ -36,7 +36,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 def write_json(path: str | os.PathLike[str], data: Any) -> None:
     """Write ``data`` as indented JSON with a trailing newline, atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        # allow_nan=False: NaN is not JSON, and DVC could not read the metrics back.
+        tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
 
 
 def save_torch(path: str | os.PathLike[str], obj: Any) -> None:

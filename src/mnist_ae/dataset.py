@@ -15,11 +15,9 @@ import torch
 from .atomic import save_torch
 from .errors import UserError, first_line
 from .idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx_gz
+from .sources import IDX_FILES
 
-SPLIT_FILES = {
-    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
-}
+SPLIT_FILES = {"train": IDX_FILES[0:2], "test": IDX_FILES[2:4]}  # (images, labels) of each split
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ import torch
 
 @dataclass(frozen=True)
 class Rank:
+    """This process's place in the run: its device, its rank and how many ranks there are."""
+
     device: torch.device
     rank: int = 0
     world_size: int = 1
@@ -34,18 +36,30 @@ class Rank:
 
 
 def launched_by_torchrun() -> bool:
+    """Whether torchrun started this process (it sets these variables for every rank)."""
     return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
 def relaunch_with_torchrun(nproc: int, script: str) -> int:
-    """Start ``script`` as ``nproc`` ranks on this machine through torchrun; returns its exit code."""
+    """Start ``script`` as ``nproc`` ranks on this machine through torchrun; returns the exit code.
+
+    Each rank prints its own error (a user error as one line, exit 2); the exit code passed on is
+    that of the rank that failed first, so a user error still ends the stage with 2, Ctrl-C with 130.
+    """
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import main as torchrun
 
     try:
         torchrun(["--standalone", f"--nproc-per-node={nproc}", script, *sys.argv[1:]])
-    except ChildFailedError:
-        return 1  # torchrun has already printed which rank failed and its error
+    except ChildFailedError as error:
+        rank, failure = error.get_first_failure()
+        print(f"error: rank {rank} of {nproc} failed (exit code {failure.exitcode}); its message is above",
+              file=sys.stderr)
+        return failure.exitcode if failure.exitcode > 0 else 1
+    except (SignalException, KeyboardInterrupt):
+        print("interrupted: no output of this stage was kept", file=sys.stderr)
+        return 130
     return 0
 
 

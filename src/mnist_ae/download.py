@@ -12,7 +12,8 @@ name. The names, checksums and mirrors still come from torchvision (see ``source
 from __future__ import annotations
 
 import hashlib
-import urllib.error
+import http.client
+import os
 import urllib.request
 from pathlib import Path
 
@@ -46,14 +47,14 @@ def _fetch(url: str, destination: Path) -> None:
 def _download(source: Source, filename: str, target: Path) -> None:
     """Try each mirror until one gives a file with the right MD5, then rename it into place."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.download.tmp")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.download.tmp")
     failures = []
     try:
         for mirror in source.mirrors:
             url = mirror + filename
             try:
                 _fetch(url, tmp)
-            except (urllib.error.URLError, OSError, ValueError) as error:
+            except (OSError, http.client.HTTPException, ValueError) as error:  # URLError is an OSError
                 failures.append(f"{url}: {getattr(error, 'reason', error)}")
                 continue
             actual = md5_of(tmp)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from .dataset import Split
+from .errors import UserError
 from .model import AutoEncoder
 
 CHUNK = 10_000  # rows reconstructed at once: bounds memory on the full training split
@@ -35,3 +36,10 @@ def reconstruction_metrics(model: AutoEncoder, train: Split, test: Split) -> dic
         "test_mse": round(float(test_mse.mean()), 6),
         "test_mse_per_digit": per_digit,
     }
+
+
+def check_examples(examples: list[int], split: Split) -> None:
+    """The figure's indices must exist in the split; checked before any work is done."""
+    outside = [i for i in examples if not 0 <= i < len(split)]
+    if outside:
+        raise UserError(f"evaluate.examples {outside} are outside the training split (0..{len(split) - 1})")

@@ -1,14 +1,13 @@
-"""The pipeline's two figures, drawn with matplotlib's non-interactive backend."""
+"""The pipeline's two figures, as matplotlib ``Figure`` objects.
+
+Built without pyplot: no global figure state to close, and no GUI backend to pick on a server.
+"""
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display on CI or servers; must precede pyplot's import
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
 
 IMAGE_SIDE = 28
 
@@ -16,7 +15,8 @@ IMAGE_SIDE = 28
 def reconstructions_figure(originals: np.ndarray, reconstructions: np.ndarray, indices: list[int]) -> Figure:
     """Originals in the top row, their reconstructions below, one column per example."""
     columns = len(indices)
-    figure, axes = plt.subplots(2, columns, figsize=(1.6 * columns, 3.6), squeeze=False)
+    figure = Figure(figsize=(1.6 * columns, 3.6))
+    axes = figure.subplots(2, columns, squeeze=False)
     for column, index in enumerate(indices):
         for row, images in enumerate((originals, reconstructions)):
             axis = axes[row, column]
@@ -32,8 +32,9 @@ def reconstructions_figure(originals: np.ndarray, reconstructions: np.ndarray, i
 
 def tsne_figure(points: np.ndarray, labels: np.ndarray, title: str) -> Figure:
     """The 2-D embedding as a scatter, one colour per digit, with a legend."""
-    figure, axis = plt.subplots(figsize=(7, 6))
-    colours = plt.get_cmap("tab10")
+    figure = Figure(figsize=(7, 6))
+    axis = figure.subplots()
+    colours = colormaps["tab10"]
     for digit in np.unique(labels):
         mask = labels == digit
         axis.scatter(points[mask, 0], points[mask, 1], s=6, color=colours(int(digit)), label=str(digit))

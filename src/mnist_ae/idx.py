@@ -8,6 +8,7 @@ give a clear error, and the same reader serves the small IDX files the tests gen
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 import zlib
 from pathlib import Path
@@ -33,7 +34,7 @@ def parse_idx(data: bytes, expected_magic: int, name: str = "IDX data") -> np.nd
     if len(data) < header_size:
         raise UserError(f"{name}: header cut short ({len(data)} bytes, {header_size} needed)")
     shape = struct.unpack(f">{ndim}I", data[4:header_size])
-    expected_size = header_size + int(np.prod(shape, dtype=np.int64))
+    expected_size = header_size + math.prod(shape)  # Python ints: a forged header cannot overflow
     if len(data) != expected_size:
         raise UserError(f"{name}: header says shape {shape} ({expected_size} bytes) but the file has {len(data)} bytes")
     return np.frombuffer(data, dtype=np.uint8, offset=header_size).reshape(shape)

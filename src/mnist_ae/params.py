@@ -6,6 +6,7 @@ are refused), so a user fixes the file in one go instead of one error per run.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -14,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .errors import UserError
 from .sources import IDX_FILES, TORCHVISION_DATASETS
+
+CV_FOLDS = 5  # folds of the cross-validated k-NN accuracy of the embed stage
 
 
 class _Strict(BaseModel):
@@ -56,17 +59,22 @@ class EvaluateParams(_Strict):
 
 
 class EmbedParams(_Strict):
-    size: int = Field(2000, ge=2)
+    size: int = Field(2000, ge=CV_FOLDS)
     seed: int = 0
     perplexity: float = Field(30.0, gt=0)
     method: Literal["opentsne", "sklearn"] = "opentsne"
     neighbors: int = Field(5, ge=1)
 
     @model_validator(mode="after")
-    def _perplexity_fits_subset(self) -> EmbedParams:
-        # scikit-learn's own rule: the perplexity must be less than the number of samples.
+    def _fits_subset(self) -> EmbedParams:
+        # t-SNE's rule: the perplexity must be less than the number of samples; and the k-NN score
+        # is cross-validated in CV_FOLDS folds, each of which must hold more than k training points.
         if self.perplexity >= self.size:
             raise ValueError(f"perplexity ({self.perplexity}) must be less than size ({self.size})")
+        smallest_fold = self.size - math.ceil(self.size / CV_FOLDS)
+        if self.neighbors > smallest_fold:
+            raise ValueError(f"neighbors ({self.neighbors}) must be at most {smallest_fold}: the k-NN score is "
+                             f"cross-validated in {CV_FOLDS} folds of the {self.size} points")
         return self
 
 

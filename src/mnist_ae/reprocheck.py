@@ -28,7 +28,10 @@ DEFAULT_TOLERANCE = 0.001  # MSEs and losses: 1 vs 2 threads moved them by under
 
 
 def _dvc(*args: str) -> str:
-    return subprocess.run([sys.executable, "-m", "dvc", *args], check=True, capture_output=True, text=True).stdout
+    result = subprocess.run([sys.executable, "-m", "dvc", *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"error: dvc {' '.join(args)} failed:\n{result.stderr.strip()}")
+    return result.stdout
 
 
 def _tolerance(metric: str) -> float:
@@ -36,12 +39,21 @@ def _tolerance(metric: str) -> float:
 
 
 def lock_inputs(lock_text: str) -> dict[str, dict]:
-    """What each stage of a ``dvc.lock`` ran on: its command, dependencies and params (not its outputs)."""
+    """What each stage of a ``dvc.lock`` ran on: its command, params, and the deps no stage makes.
+
+    Deps that are another stage's outputs (the prepared data, the checkpoint) are left out: they
+    may differ bit for bit on another machine, which the metrics' tolerances are there to judge.
+    """
     stages = (yaml.safe_load(lock_text) or {}).get("stages", {})
-    return {name: {key: stage.get(key) for key in ("cmd", "deps", "params")} for name, stage in stages.items()}
+    made = {out["path"] for stage in stages.values() for out in stage.get("outs", [])}
+    return {
+        name: {"cmd": stage.get("cmd"), "params": stage.get("params"),
+               "deps": [dep for dep in stage.get("deps", []) if dep["path"] not in made]}
+        for name, stage in stages.items()
+    }
 
 
-def metric_drift(diff: dict) -> list[str]:
+def metric_drift(diff: dict[str, dict[str, dict]]) -> list[str]:
     """The metrics of a ``dvc metrics diff --json`` that moved more than their tolerance."""
     problems = []
     for path, metrics in diff.items():
@@ -59,27 +71,29 @@ def main() -> None:
     parser.add_argument("--rev", default="HEAD", help="the committed state to compare with (default: HEAD)")
     args = parser.parse_args()
 
+    committed = subprocess.run(["git", "show", f"{args.rev}:dvc.lock"], capture_output=True, text=True)
+    if committed.returncode != 0:
+        sys.exit(f"error: no dvc.lock committed at {args.rev} to compare with ({committed.stderr.strip()})")
     problems = []
     status = json.loads(_dvc("status", "--json") or "{}")
     if status:
         problems.append(f"dvc status is not clean after dvc repro: {json.dumps(status)}")
-    committed = subprocess.run(["git", "show", f"{args.rev}:dvc.lock"], capture_output=True, text=True)
     with open("dvc.lock", encoding="utf-8") as file:
         now = lock_inputs(file.read())
-    before = lock_inputs(committed.stdout) if committed.returncode == 0 else {}
+    before = lock_inputs(committed.stdout)
     for stage in sorted(now.keys() | before.keys()):
         if now.get(stage) != before.get(stage):
             problems.append(f"stage {stage!r} ran on other code, data or params than the committed dvc.lock "
                             "records: rerun `dvc repro` and commit dvc.lock and metrics/")
     problems += metric_drift(json.loads(_dvc("metrics", "diff", args.rev, "--json") or "{}"))
+    params_changed = json.loads(_dvc("params", "diff", args.rev, "--json") or "{}")
 
     report = (f"## Reproduction check against {args.rev}\n\n"
               + ("**Reproduced** within tolerance.\n" if not problems else
                  "**Not reproduced:**\n\n" + "".join(f"- {problem}\n" for problem in problems))
-              + "\n### Metrics\n\n" + (_dvc("metrics", "diff", args.rev, "--md", "--all").strip() or "no metrics")
-              + "\n\n### Params\n\n" + (_dvc("params", "diff", args.rev, "--md").strip()
-                                          if json.loads(_dvc("params", "diff", args.rev, "--json") or "{}")
-                                          else "No params changed.") + "\n")
+              + "\n### Metrics\n\n" + (_dvc("metrics", "diff", args.rev, "--md", "--all").strip() or "No metrics.")
+              + "\n\n### Params\n\n"
+              + (_dvc("params", "diff", args.rev, "--md").strip() if params_changed else "No params changed.") + "\n")
     print(report)
     if os.environ.get("GITHUB_STEP_SUMMARY"):
         with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as summary:

@@ -1,0 +1,64 @@
+"""The train stage's run: in this process or as torchrun ranks, logging per epoch, saving the model.
+
+Only rank 0 logs and writes; the other ranks train alongside it. Everything rank 0 writes goes
+through an atomic rename, so a failed or killed run leaves the previous outputs or none.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import nullcontext
+
+import torch
+
+from . import paths
+from .checkpoint import save_checkpoint
+from .dataset import load_split
+from .device import select_device
+from .distributed import Rank, launched_by_torchrun, process_group, relaunch_with_torchrun
+from .errors import UserError
+from .evaluate import per_sample_mse
+from .live import atomic_live
+from .model import AutoEncoder, ModelConfig
+from .params import Params
+from .train import TrainConfig, fit
+
+
+def run(params: Params, script: str) -> None:
+    """Train as ``params`` say; with ``train.nproc > 1``, by starting ``script`` again as torchrun ranks."""
+    device = select_device(params.train.device)
+    if params.train.nproc > 1 and not launched_by_torchrun():
+        if device.type == "cuda" and params.train.nproc > torch.cuda.device_count():
+            raise UserError(f"train.nproc is {params.train.nproc} but this machine has "
+                            f"{torch.cuda.device_count()} CUDA devices; use at most one rank a GPU")
+        sys.exit(relaunch_with_torchrun(params.train.nproc, script))
+    with process_group(device) as rank:
+        train_on_rank(params, rank)
+
+
+def train_on_rank(params: Params, rank: Rank) -> None:
+    train, test = load_split(paths.PREPARED, "train"), load_split(paths.PREPARED, "test")
+    torch.manual_seed(params.train.seed)
+    config = ModelConfig(input_dim=train.images.shape[1], hidden=params.model.hidden, code_dim=params.model.code_dim)
+    model = AutoEncoder(config).to(rank.device)
+    train_config = TrainConfig(**params.train.model_dump(exclude={"device", "nproc"}))
+
+    with atomic_live(paths.TRAIN_LOG) if rank.is_main else nullcontext() as live:
+
+        def log_epoch(epoch: int, loss: float) -> None:
+            live.step = epoch
+            live.log_metric("train_loss", round(loss, 6))
+            # 10,000 test images through the model: ~5% of an epoch's time, for an overfitting check.
+            live.log_metric("test_mse", round(float(per_sample_mse(model, test.images).mean()), 6))
+            live.next_step()
+
+        started = time.perf_counter()
+        history = fit(model, train.images.to(rank.device), train_config, progress=rank.is_main,
+                      on_epoch_end=log_epoch if rank.is_main else None, distributed=rank.distributed)
+        if rank.is_main:
+            print(f"trained {train_config.epochs} epochs on {rank.device} x {rank.world_size} in "
+                  f"{time.perf_counter() - started:.1f} s; loss per epoch: " + ", ".join(f"{x:.4f}" for x in history))
+            metadata = {"dataset": params.data.dataset, "train": params.train.model_dump(),
+                        "loss_per_epoch": history, "torch": str(torch.__version__)}
+            save_checkpoint(paths.CHECKPOINT, model, metadata)
