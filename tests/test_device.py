@@ -5,8 +5,9 @@ from mnist_ae.device import select_device
 from mnist_ae.errors import UserError
 
 
-def test_auto_picks_an_available_device() -> None:
-    assert select_device("auto").type in {"cuda", "mps", "cpu"}
+def test_auto_prefers_cuda_then_mps_then_cpu() -> None:
+    expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    assert select_device("auto") == torch.device(expected)
     assert select_device("cpu") == torch.device("cpu")
 
 

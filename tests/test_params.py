@@ -4,21 +4,32 @@ import pytest
 import yaml
 
 from mnist_ae.errors import UserError
-from mnist_ae.params import Params, load_params
+from mnist_ae.params import load_params
 
 PROJECT = Path(__file__).resolve().parents[1]
 
 
-def write(tmp_path: Path, data: dict) -> Path:
+def write(tmp_path: Path, changes: dict) -> Path:
+    """The project's params.yaml with ``changes`` merged into its sections, written to tmp_path."""
+    data = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    for section, values in changes.items():
+        data.setdefault(section, {}).update(values)
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
 
 
-def test_project_params_are_the_reference_defaults() -> None:
+def test_project_params_are_the_reference_settings() -> None:
     params = load_params(PROJECT / "params.yaml")
-    assert params == Params()
-    assert (params.train.batch_size, params.train.epochs, params.train.lr, params.model.code_dim) == (32, 5, 1e-3, 16)
+    assert (params.train.batch_size, params.train.epochs, params.train.lr) == (32, 5, 1e-3)
+    assert (params.model.hidden, params.model.code_dim, params.data.dataset) == (256, 16, "MNIST")
+
+
+def test_a_missing_key_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text((PROJECT / "params.yaml").read_text().replace("  seed: 0\n", "", 1))
+    with pytest.raises(UserError, match="train.seed: missing"):
+        load_params(path)
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,8 @@ def test_repro_writes_every_output(project: Path) -> None:
     embed = json.loads((project / "metrics/embed.json").read_text())
     assert train["step"] == 2 and 0 < train["train_loss"] < 0.2 and 0 < train["test_mse"] < 0.2
     assert 0 < evaluate["test_mse"] < 0.2 and len(evaluate["test_mse_per_digit"]) == 10
-    assert embed["size"] == 100 and 0 <= embed["knn_accuracy_tsne"] <= 1
+    # The generated digits are well-separated patterns: even 2 epochs' codes must tell them apart.
+    assert embed["size"] == 100 and embed["knn_accuracy_codes"] > 0.9 and embed["knn_accuracy_tsne"] > 0.9
     curve = (project / "metrics/train/plots/metrics/train_loss.tsv").read_text().splitlines()
     assert curve[0] == "step\ttrain_loss" and [line.split("\t")[0] for line in curve[1:]] == ["1", "2"]
     assert (project / "dvc.lock").exists()

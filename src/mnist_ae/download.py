@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import os
 import urllib.request
 from pathlib import Path
 
 from tqdm import tqdm
 
+from .atomic import atomic_path
 from .errors import UserError
 from .sources import MIRROR_ENV, Source
 
@@ -44,26 +44,24 @@ def _fetch(url: str, destination: Path) -> None:
                 bar.update(len(chunk))
 
 
+class _WrongFile(Exception):
+    """A mirror's file failed its MD5 check: abandon the temporary file, try the next mirror."""
+
+
 def _download(source: Source, filename: str, target: Path) -> None:
-    """Try each mirror until one gives a file with the right MD5, then rename it into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.download.tmp")
+    """Try each mirror until one gives a file with the right MD5; only that one is renamed into place."""
     failures = []
-    try:
-        for mirror in source.mirrors:
-            url = mirror + filename
-            try:
+    for mirror in source.mirrors:
+        url = mirror + filename
+        try:
+            with atomic_path(target) as tmp:
                 _fetch(url, tmp)
-            except (OSError, http.client.HTTPException, ValueError) as error:  # URLError is an OSError
-                failures.append(f"{url}: {getattr(error, 'reason', error)}")
-                continue
-            actual = md5_of(tmp)
-            if actual == source.md5[filename]:
-                tmp.replace(target)
-                return
-            failures.append(f"{url}: MD5 {actual}, expected {source.md5[filename]}")
-    finally:
-        tmp.unlink(missing_ok=True)
+                actual = md5_of(tmp)
+                if actual != source.md5[filename]:
+                    raise _WrongFile(f"MD5 {actual}, expected {source.md5[filename]}")
+            return
+        except (OSError, http.client.HTTPException, ValueError, _WrongFile) as error:  # URLError is an OSError
+            failures.append(f"{url}: {getattr(error, 'reason', error)}")
     raise UserError(
         f"could not download {filename} ({'; '.join(failures) or 'no mirror to try'}). "
         f"Without network, put the four files ({', '.join(source.md5)}) in {target.parent}/ by hand, "
@@ -72,15 +70,17 @@ def _download(source: Source, filename: str, target: Path) -> None:
 
 
 def ensure_raw_files(source: Source, root: Path) -> dict[str, Path]:
-    """Make sure the four files are in the raw folder with the right MD5s; fetch what is missing."""
+    """Make sure the four files are in the raw folder with the right MD5s; fetch what is missing.
+
+    A file already there is checked every time: it may have been placed by hand or damaged since.
+    """
     folder = source.raw_folder(root)
     paths = {}
     for filename, expected in source.md5.items():
         path = folder / filename
         if not path.exists():
-            _download(source, filename, path)
-        actual = md5_of(path)
-        if actual != expected:
+            _download(source, filename, path)  # checks the MD5 before the file is put in place
+        elif (actual := md5_of(path)) != expected:
             raise UserError(
                 f"{path} has MD5 {actual}, expected {expected}: the file is corrupt or from another dataset. "
                 f"Delete it and run again to download it afresh, or replace it with the original file."

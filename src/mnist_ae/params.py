@@ -20,12 +20,14 @@ CV_FOLDS = 5  # folds of the cross-validated k-NN accuracy of the embed stage
 
 
 class _Strict(BaseModel):
+    # No defaults anywhere below: params.yaml is the one place a value is set, and a key missing
+    # from it is reported like a misspelt one.
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class DataParams(_Strict):
-    dataset: str = "MNIST"
-    md5: dict[str, str] = Field(default_factory=dict)
+    dataset: str
+    md5: dict[str, str]
 
     @model_validator(mode="after")
     def _dataset_and_checksums_agree(self) -> DataParams:
@@ -41,29 +43,29 @@ class DataParams(_Strict):
 
 
 class ModelParams(_Strict):
-    hidden: int = Field(256, ge=1)
-    code_dim: int = Field(16, ge=1)
+    hidden: int = Field(ge=1)
+    code_dim: int = Field(ge=1)
 
 
 class TrainParams(_Strict):
-    seed: int = 0
-    epochs: int = Field(5, ge=1)
-    batch_size: int = Field(32, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    nproc: int = Field(1, ge=1)  # processes (ranks) on this machine; > 1 runs through torchrun
+    seed: int
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    lr: float = Field(gt=0)
+    device: Literal["auto", "cpu", "cuda", "mps"]
+    nproc: int = Field(ge=1)  # processes (ranks) on this machine; > 1 runs through torchrun
 
 
 class EvaluateParams(_Strict):
-    examples: list[int] = Field(default_factory=lambda: [100, 14234, 6906, 300, 349], min_length=1)
+    examples: list[int] = Field(min_length=1)
 
 
 class EmbedParams(_Strict):
-    size: int = Field(2000, ge=CV_FOLDS)
-    seed: int = 0
-    perplexity: float = Field(30.0, gt=0)
-    method: Literal["opentsne", "sklearn"] = "opentsne"
-    neighbors: int = Field(5, ge=1)
+    size: int = Field(ge=CV_FOLDS)
+    seed: int
+    perplexity: float = Field(gt=0)
+    method: Literal["opentsne", "sklearn"]
+    neighbors: int = Field(ge=1)
 
     @model_validator(mode="after")
     def _fits_subset(self) -> EmbedParams:
@@ -79,11 +81,11 @@ class EmbedParams(_Strict):
 
 
 class Params(_Strict):
-    data: DataParams = Field(default_factory=DataParams)
-    model: ModelParams = Field(default_factory=ModelParams)
-    train: TrainParams = Field(default_factory=TrainParams)
-    evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
-    embed: EmbedParams = Field(default_factory=EmbedParams)
+    data: DataParams
+    model: ModelParams
+    train: TrainParams
+    evaluate: EvaluateParams
+    embed: EmbedParams
 
 
 def _describe(error: ValidationError) -> str:
@@ -93,6 +95,8 @@ def _describe(error: ValidationError) -> str:
         message = problem["msg"].removeprefix("Value error, ")
         if problem["type"] == "extra_forbidden":
             message = "unknown key (a typo?)"
+        elif problem["type"] == "missing":
+            message = "missing"
         lines.append(f"  {where}: {message}")
     return "\n".join(lines)
 
