@@ -27,8 +27,8 @@ test: install  ## the whole suite; the real-MNIST test runs when MNIST_AE_MIRROR
 test-fast: install  ## the suite without the end-to-end dvc runs
 	python -m pytest -m "not slow"
 
-bench: install  ## time our training and t-SNE against the tutorial versions, side by side
-	python -m benchmarks.run
+bench: install  ## time training and t-SNE against the tutorial versions, side by side (ARGS="--repeats 3")
+	python -m benchmarks.run $(ARGS)
 
 clean:  ## remove the virtual environment and test caches (DVC's data stays)
 	rm -rf $(VENV) .pytest_cache .hypothesis

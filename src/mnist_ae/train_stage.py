@@ -33,6 +33,9 @@ def run(params: Params, script: str) -> None:
             raise UserError(f"train.nproc is {params.train.nproc} but this machine has "
                             f"{torch.cuda.device_count()} CUDA devices; use at most one rank a GPU")
         sys.exit(relaunch_with_torchrun(params.train.nproc, script))
+    # Same params, same data, same machine: same bits. On the CPU every op used is deterministic
+    # already; elsewhere torch warns about any op that is not.
+    torch.use_deterministic_algorithms(True, warn_only=True)
     with process_group(device) as rank:
         train_on_rank(params, rank)
 
