@@ -138,20 +138,9 @@ def _http_server(handler) -> Iterator[str]:
 
 
 @contextmanager
-def _silent_server() -> Iterator[str]:
-    """Accepts connections and never answers: a mirror that hangs."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
-    finally:
-        listener.close()
-
-
-@contextmanager
-def _babbling_server() -> Iterator[str]:
-    """Answers every connection with bytes that are not HTTP at all, then hangs up."""
+def _raw_server(reply: bytes | None) -> Iterator[str]:
+    """A TCP server on loopback that answers each connection with ``reply`` and hangs up, or, with
+    ``None``, accepts and never answers (a mirror that hangs)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
@@ -164,9 +153,10 @@ def _babbling_server() -> Iterator[str]:
                 return
             with connection:
                 connection.recv(4096)
-                connection.sendall(b"\x00\x01 this is no HTTP\r\n\r\n")
+                connection.sendall(reply)
 
-    threading.Thread(target=serve, daemon=True).start()
+    if reply is not None:
+        threading.Thread(target=serve, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
     finally:
@@ -176,7 +166,8 @@ def _babbling_server() -> Iterator[str]:
 def test_a_hanging_and_a_garbage_mirror_are_skipped(small_dataset, tmp_path: Path, monkeypatch) -> None:
     folder, md5 = small_dataset
     monkeypatch.setattr(download, "TIMEOUT_SECONDS", 0.5)
-    with _silent_server() as hanging, _babbling_server() as babbling, _http_server(_GarbageHandler) as garbage, \
+    not_http = b"\x00\x01 this is no HTTP\r\n\r\n"
+    with _raw_server(None) as hanging, _raw_server(not_http) as babbling, _http_server(_GarbageHandler) as garbage, \
             _http_server(functools.partial(_QuietFileHandler, directory=str(folder))) as good:
         paths = ensure_raw_files(Source("custom", md5, (hanging, babbling, garbage, good)), tmp_path / "raw")
     assert {name: md5_of(path) for name, path in paths.items()} == md5
@@ -186,7 +177,7 @@ def test_only_bad_mirrors_give_a_clear_error(small_dataset, tmp_path: Path, monk
     _, md5 = small_dataset
     monkeypatch.setattr(download, "TIMEOUT_SECONDS", 0.5)
     root = tmp_path / "raw"
-    with _silent_server() as hanging, _http_server(_GarbageHandler) as garbage:
+    with _raw_server(None) as hanging, _http_server(_GarbageHandler) as garbage:
         with pytest.raises(UserError) as error:
             ensure_raw_files(Source("custom", md5, (hanging, garbage)), root)
     message = str(error.value)
