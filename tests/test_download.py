@@ -1,8 +1,15 @@
+import functools
+import http.server
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from conftest import write_dataset
+from mnist_ae import download
 from mnist_ae.download import ensure_raw_files, md5_of
 from mnist_ae.errors import UserError
 from mnist_ae.sources import IDX_FILES, MIRROR_ENV, Source, get_source
@@ -97,15 +104,6 @@ def test_no_mirror_has_the_file(small_dataset, tmp_path: Path) -> None:
 
 
 # --- Mirrors over HTTP, served on the loopback interface by the test itself. ---
-
-import functools
-import http.server
-import socket
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from mnist_ae import download
 
 
 class _GarbageHandler(http.server.BaseHTTPRequestHandler):
