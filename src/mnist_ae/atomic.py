@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,16 +17,24 @@ from typing import Any
 import torch
 
 
+def temporary_sibling(final: Path) -> Path:
+    """A hidden name beside ``final`` for this process to write to (git and DVC ignore ``.*.tmp``).
+
+    A process killed mid-write (SIGKILL) cannot clean up: leftovers of earlier writes to ``final``,
+    files or folders, are removed here first.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    for stale in final.parent.glob(f".{final.name}.*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+    # Unique to this process (not mkstemp, whose 0600 mode would stick to the output).
+    return final.with_name(f".{final.name}.{os.getpid()}.tmp")
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    # A process killed mid-write (SIGKILL) cannot clean up: its leftovers go now.
-    for stale in final.parent.glob(f".{final.name}.*.tmp"):
-        stale.unlink(missing_ok=True)
-    # A name unique to this process (not mkstemp, whose 0600 mode would stick to the output).
-    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    tmp = temporary_sibling(final)
     try:
         yield tmp
         os.replace(tmp, final)

@@ -7,7 +7,6 @@ killed run leaves the previous log or none, never a partial one.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,20 +14,19 @@ from pathlib import Path
 
 from dvclive import Live
 
+from .atomic import temporary_sibling
+
 
 @contextmanager
 def atomic_live(folder: Path) -> Iterator[Live]:
     """A ``dvclive.Live`` whose folder appears at ``folder`` only if the block succeeds."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    for stale in folder.parent.glob(f".{folder.name}.*.tmp"):
-        shutil.rmtree(stale, ignore_errors=True)
-    staging = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+    staging = temporary_sibling(folder)
     try:
         # dvcyaml=False: dvc.yaml declares the metrics and plots itself; save_dvc_exp=False: an
         # experiment is made by `dvc exp run`, not by the logger.
         with Live(str(staging), dvcyaml=False, save_dvc_exp=False, report=None) as live:
             yield live
-        old = folder.with_name(f".{folder.name}.{os.getpid()}.old.tmp")
+        old = folder.with_name(f"{staging.name.removesuffix('.tmp')}.old.tmp")
         if folder.exists():
             folder.rename(old)
         staging.rename(folder)
