@@ -69,7 +69,7 @@ def small_params(md5: dict[str, str]) -> dict:
     """The project's params, shrunk to the small dataset so a whole `dvc repro` takes seconds."""
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
     params["data"] = {"dataset": "custom", "md5": md5}
-    params["model"] = {"hidden": 32, "code_dim": 4}
+    params["model"] = {"hidden": [32], "code_dim": 4}
     params["train"].update(epochs=2, batch_size=16)
     params["evaluate"]["examples"] = [0, 5, 10]
     params["embed"].update(size=100, perplexity=10.0)

@@ -8,8 +8,9 @@ from mnist_ae.errors import UserError
 from mnist_ae.model import AutoEncoder, ModelConfig
 
 
-def test_round_trip(tmp_path: Path) -> None:
-    model = AutoEncoder(ModelConfig(input_dim=64, hidden=8, code_dim=3))
+@pytest.mark.parametrize("hidden", [(8,), (12, 8)])
+def test_round_trip(tmp_path: Path, hidden: tuple[int, ...]) -> None:
+    model = AutoEncoder(ModelConfig(input_dim=64, hidden=hidden, code_dim=3))
     save_checkpoint(tmp_path / "model.pt", model, {"note": "hi"})
     loaded, metadata = load_checkpoint(tmp_path / "model.pt")
     assert loaded.config == model.config and metadata == {"note": "hi"}
@@ -20,7 +21,7 @@ def test_round_trip(tmp_path: Path) -> None:
 
 def _saved(tmp_path: Path) -> Path:
     path = tmp_path / "model.pt"
-    save_checkpoint(path, AutoEncoder(ModelConfig(input_dim=64, hidden=8, code_dim=3)), {})
+    save_checkpoint(path, AutoEncoder(ModelConfig(input_dim=64, hidden=(8,), code_dim=3)), {})
     return path
 
 
@@ -54,7 +55,28 @@ def test_refuses_to_run_code(tmp_path: Path) -> None:
 def test_weights_of_another_model_size(tmp_path: Path) -> None:
     path = _saved(tmp_path)
     checkpoint = torch.load(path, weights_only=True)
-    checkpoint["config"]["hidden"] = 16  # the weights are for hidden=8
+    checkpoint["config"]["hidden"] = [16]  # the weights are for hidden=[8]
     torch.save(checkpoint, path)
     with pytest.raises(UserError, match=r"weights of another model size: decoder.0.bias is \(8,\) in the file, \(16,\) for its config"):
+        load_checkpoint(path)
+
+
+def test_a_checkpoint_of_the_first_release_loads(tmp_path: Path) -> None:
+    """The 4-layer model's checkpoints stored ``hidden`` as one integer; they still load."""
+    model = AutoEncoder(ModelConfig(input_dim=64, hidden=(8,), code_dim=3))
+    path = tmp_path / "old.pt"
+    torch.save({"state_dict": model.state_dict(), "config": {"input_dim": 64, "hidden": 8, "code_dim": 3},
+                "metadata": {}}, path)
+    loaded, _ = load_checkpoint(path)
+    assert loaded.config.hidden == (8,)
+    x = torch.rand(2, 64)
+    torch.testing.assert_close(loaded(x), model(x))
+
+
+def test_a_foreign_config_is_refused_before_anything_is_allocated(tmp_path: Path) -> None:
+    path = _saved(tmp_path)
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["config"]["hidden"] = [10**9]  # building this model would need 100s of GB
+    torch.save(checkpoint, path)
+    with pytest.raises(UserError, match=r"decoder.0.bias is \(8,\) in the file, \(1000000000,\) for its config"):
         load_checkpoint(path)

@@ -12,7 +12,7 @@ from mnist_ae.model import AutoEncoder, ModelConfig
 
 def model() -> AutoEncoder:
     torch.manual_seed(0)
-    return AutoEncoder(ModelConfig(input_dim=784, hidden=16, code_dim=4)).eval()
+    return AutoEncoder(ModelConfig(input_dim=784, hidden=(16,), code_dim=4)).eval()
 
 
 def split(n: int) -> Split:

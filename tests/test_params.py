@@ -22,7 +22,8 @@ def write(tmp_path: Path, changes: dict) -> Path:
 def test_project_params_are_the_reference_settings() -> None:
     params = load_params(PROJECT / "params.yaml")
     assert (params.train.batch_size, params.train.epochs, params.train.lr) == (32, 5, 1e-3)
-    assert (params.model.hidden, params.model.code_dim, params.data.dataset) == (256, 16, "MNIST")
+    assert (params.model.hidden, params.model.code_dim, params.data.dataset) == ([256], 16, "MNIST")
+    assert params.train.precision == "fp32"
 
 
 def test_a_missing_key_is_reported(tmp_path: Path) -> None:
@@ -71,3 +72,24 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
     (tmp_path / "params.yaml").write_text("train: [unclosed")
     with pytest.raises(UserError, match="not valid YAML"):
         load_params(tmp_path / "params.yaml")
+
+
+@pytest.mark.parametrize(
+    ("hidden", "message"),
+    [
+        (256, "model.hidden: a list of hidden widths is expected now: write `hidden: [256]`"),
+        ([], "model.hidden: List should have at least 1 item"),
+        ([512, 0], "model.hidden.1: Input should be greater than or equal to 1"),
+        ([512, -3], "model.hidden.1: Input should be greater than or equal to 1"),
+    ],
+)
+def test_hidden_is_a_list_of_positive_widths(tmp_path: Path, hidden: object, message: str) -> None:
+    with pytest.raises(UserError) as error:
+        load_params(write(tmp_path, {"model": {"hidden": hidden}}))
+    assert message in str(error.value)
+    assert load_params(write(tmp_path, {"model": {"hidden": [512, 128]}})).model.hidden == [512, 128]
+
+
+def test_precision_is_fp32_or_bf16(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="train.precision: Input should be 'fp32' or 'bf16'"):
+        load_params(write(tmp_path, {"train": {"precision": "fp16"}}))

@@ -2,59 +2,142 @@ import copy
 
 import pytest
 import torch
+from torch import nn
 
 from mnist_ae.errors import UserError
+from mnist_ae.fast_step import FusedMLPStep, mlp_layers
 from mnist_ae.model import AutoEncoder, ModelConfig
-from mnist_ae.train import TrainConfig, _Step, fit
+from mnist_ae.train import AutogradStep, TrainConfig, fit, make_step
 
-CONFIG = ModelConfig(input_dim=64, hidden=32, code_dim=4)
+DEPTHS = [(32,), (48, 24), (40, 32, 24)]  # one, two and three hidden layers a side
+CONFIG = ModelConfig(input_dim=64, hidden=(32,), code_dim=4)
 
 
-def make_model(seed: int = 0) -> AutoEncoder:
+def make_model(config: ModelConfig = CONFIG, seed: int = 0) -> AutoEncoder:
     torch.manual_seed(seed)
-    return AutoEncoder(CONFIG)
+    return AutoEncoder(config)
 
 
+def _fast_step_gradients(step: FusedMLPStep) -> list[torch.Tensor]:
+    """The step's gradients in nn.Linear's layout, in the order of ``model.parameters()``."""
+    grads = []
+    for layer in step.layers:
+        grads += [(layer.grad_w.t() if layer.transposed else layer.grad_w).float(), layer.grad_b.float()]
+    return grads
+
+
+@pytest.mark.parametrize("hidden", DEPTHS)
 @pytest.mark.parametrize("batch", [8, 5])  # a full batch and a short last batch
-def test_hand_written_gradients_match_autograd(batch: int) -> None:
-    model = make_model()
+def test_hand_written_gradients_match_autograd(hidden: tuple[int, ...], batch: int) -> None:
+    model = make_model(ModelConfig(input_dim=64, hidden=hidden, code_dim=4))
     reference = copy.deepcopy(model)
-    data = torch.rand(batch, CONFIG.input_dim)
-
-    loss = torch.nn.functional.mse_loss(reference(data), data)
+    data = torch.rand(batch, 64)
+    loss = nn.functional.mse_loss(reference(data), data)
     loss.backward()
 
-    step = _Step(model, batch_size=8, lr=1e-3)
+    step = FusedMLPStep(model, max_batch=8, lr=1e-3)
     step.optimizer.step = lambda: None  # look at the gradients before Adam uses them
     loss_sum = torch.empty(())
     step(data, torch.arange(batch), loss_sum)
 
     torch.testing.assert_close(loss_sum / data.numel(), loss.detach())
-    for (name, ours), (_, theirs) in zip(model.named_parameters(), reference.named_parameters()):
-        torch.testing.assert_close(ours.grad, theirs.grad, msg=name)
+    for (name, theirs), ours in zip(reference.named_parameters(), _fast_step_gradients(step)):
+        torch.testing.assert_close(ours, theirs.grad, msg=name)
 
 
-def test_one_step_matches_torch_adam() -> None:
-    model = make_model()
+@pytest.mark.parametrize("hidden", DEPTHS)
+def test_bf16_gradients_are_autocast_gradients_within_bf16_rounding(hidden: tuple[int, ...]) -> None:
+    model = make_model(ModelConfig(input_dim=64, hidden=hidden, code_dim=4))
     reference = copy.deepcopy(model)
-    data = torch.rand(8, CONFIG.input_dim)
+    data = torch.rand(8, 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output = reference(data)
+    (output.float() - data).pow(2).mean().backward()
+
+    step = FusedMLPStep(model, max_batch=8, lr=1e-3, dtype=torch.bfloat16)
+    step.optimizer.step = lambda: None
+    step(data, torch.arange(8), torch.empty(()))
+    for (name, theirs), ours in zip(reference.named_parameters(), _fast_step_gradients(step)):
+        # bf16 keeps 8 bits of mantissa: agreement to a few percent of the gradient's scale.
+        assert (ours - theirs.grad).abs().max() <= 0.05 * theirs.grad.abs().max() + 1e-6, name
+
+
+@pytest.mark.parametrize("hidden", DEPTHS)
+def test_one_step_matches_torch_adam_and_writes_back(hidden: tuple[int, ...]) -> None:
+    model = make_model(ModelConfig(input_dim=64, hidden=hidden, code_dim=4))
+    reference = copy.deepcopy(model)
+    data = torch.rand(8, 64)
     optimizer = torch.optim.Adam(reference.parameters(), lr=1e-2)
-    torch.nn.functional.mse_loss(reference(data), data).backward()
+    nn.functional.mse_loss(reference(data), data).backward()
     optimizer.step()
-    _Step(model, batch_size=8, lr=1e-2)(data, torch.arange(8), torch.empty(()))
-    for ours, theirs in zip(model.parameters(), reference.parameters()):
+    step = FusedMLPStep(model, max_batch=8, lr=1e-2)
+    step(data, torch.arange(8), torch.empty(()))
+    before_sync = [p.clone() for p in model.parameters()]
+    step.sync_model()
+    for ours, theirs, unsynced in zip(model.parameters(), reference.parameters(), before_sync):
         torch.testing.assert_close(ours, theirs)
+        assert not torch.equal(unsynced, theirs)  # the step trains its own copy until sync_model
 
 
-def test_fit_learns_and_is_deterministic() -> None:
+def test_the_fast_step_covers_the_mlp_family_and_nothing_else() -> None:
+    assert mlp_layers(make_model()) is not None
+    dropout = make_model()
+    dropout.decoder.insert(1, nn.Dropout(0.1))
+    no_sigmoid = make_model()
+    no_sigmoid.decoder = no_sigmoid.decoder[:-1]
+    for model in (dropout, no_sigmoid, nn.Linear(4, 4)):
+        assert mlp_layers(model) is None
+        assert isinstance(make_step(model, TrainConfig(), max_batch=8, distributed=False), AutogradStep)
+    assert isinstance(make_step(make_model(), TrainConfig(), max_batch=8, distributed=False), FusedMLPStep)
+
+
+def test_a_model_outside_the_family_trains_through_autograd() -> None:
+    model = make_model()
+    model.decoder.insert(1, nn.Tanh())  # not a layer the fast step knows
+    data = torch.rand(100, 64)
+    history = fit(model, data, TrainConfig(epochs=3, batch_size=16, lr=1e-2), progress=False)
+    assert history[-1] < history[0]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_fit_learns_and_is_deterministic(precision: str) -> None:
     data = torch.rand(100, CONFIG.input_dim)
-    config = TrainConfig(epochs=3, batch_size=16, lr=1e-2, seed=1)
+    config = TrainConfig(epochs=3, batch_size=16, lr=1e-2, seed=1, precision=precision)
     first, second = make_model(), make_model()
     history = fit(first, data, config, progress=False)
     assert fit(second, data, config, progress=False) == history
     assert history[-1] < history[0]
     for a, b in zip(first.parameters(), second.parameters()):
-        assert torch.equal(a, b)
+        assert torch.equal(a, b) and a.dtype == torch.float32  # float32 master weights in both precisions
+
+
+def test_bf16_follows_fp32_training() -> None:
+    data = torch.rand(200, CONFIG.input_dim)
+    fp32 = fit(make_model(), data, TrainConfig(epochs=3, batch_size=16, lr=1e-2), progress=False)
+    bf16 = fit(make_model(), data, TrainConfig(epochs=3, batch_size=16, lr=1e-2, precision="bf16"), progress=False)
+    assert fp32 != bf16  # the products really ran in bfloat16
+    assert max(abs(a - b) for a, b in zip(fp32, bf16)) < 0.002
+
+
+def test_the_model_sees_each_epochs_weights() -> None:
+    data = torch.rand(64, CONFIG.input_dim)
+    model, seen = make_model(), []
+    fit(model, data, TrainConfig(epochs=2, batch_size=16), progress=False,
+        on_epoch_end=lambda epoch, loss: seen.append([p.clone() for p in model.parameters()]))
+    assert not all(torch.equal(a, b) for a, b in zip(*seen))
+    assert all(torch.equal(a, b) for a, b in zip(seen[-1], model.parameters()))
+
+
+def test_a_batch_larger_than_the_data_allocates_only_the_data() -> None:
+    step = make_step(make_model(), TrainConfig(batch_size=10**9), max_batch=20, distributed=False)
+    assert step.buffers.n == 20
+    history = fit(make_model(), torch.rand(20, 64), TrainConfig(epochs=2, batch_size=10**9), progress=False)
+    assert len(history) == 2
+
+
+def test_an_empty_split_is_a_user_error() -> None:
+    with pytest.raises(UserError, match="the training split is empty"):
+        fit(make_model(), torch.empty(0, 64), TrainConfig(), progress=False)
 
 
 def test_divergence_stops_with_epoch_and_step() -> None:

@@ -14,10 +14,25 @@ from .model import AutoEncoder, ModelConfig
 
 def save_checkpoint(path: Path, model: AutoEncoder, metadata: dict[str, Any]) -> None:
     """Weights (on the CPU, so any machine can load them), model config and run metadata."""
-    # A fresh contiguous copy of each tensor: the trainer keeps parameters as views of one flat buffer.
-    state = {name: tensor.detach().cpu().clone(memory_format=torch.contiguous_format)
-             for name, tensor in model.state_dict().items()}
+    state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
     save_torch(path, {"state_dict": state, "config": model.config.to_dict(), "metadata": metadata})
+
+
+def _read(path: Path) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, Any]]:
+    """The file's config, weights and metadata, the weights' shapes checked against the config.
+
+    The shapes are compared before a model is built: a foreign config (``hidden: [10**9]``) must
+    not make us allocate what it claims.
+    """
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    config = ModelConfig.from_dict(checkpoint["config"])
+    expected = config.parameter_shapes()
+    found = {name: tuple(tensor.shape) for name, tensor in checkpoint["state_dict"].items()}
+    if found != expected:
+        wrong = sorted(name for name in expected.keys() | found.keys() if expected.get(name) != found.get(name))
+        raise ValueError(f"weights of another model size: {wrong[0]} is {found.get(wrong[0])} in the file, "
+                         f"{expected.get(wrong[0])} for its config {checkpoint['config']}")
+    return config, checkpoint["state_dict"], checkpoint.get("metadata", {})
 
 
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[AutoEncoder, dict[str, Any]]:
@@ -25,15 +40,10 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[Aut
     if not path.exists():
         raise UserError(f"{path} not found: run the train stage first (dvc repro train)")
     try:
-        checkpoint = torch.load(path, map_location=device, weights_only=True)
-        model = AutoEncoder(ModelConfig(**checkpoint["config"]))
-        expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
-        found = {name: tuple(t.shape) for name, t in checkpoint["state_dict"].items()}
-        if found != expected:
-            wrong = sorted(name for name in expected.keys() | found.keys() if expected.get(name) != found.get(name))
-            raise ValueError(f"weights of another model size: {wrong[0]} is {found.get(wrong[0])} in the file, "
-                             f"{expected.get(wrong[0])} for its config {checkpoint['config']}")
-        model.load_state_dict(checkpoint["state_dict"])
+        config, state, metadata = _read(path)
+        model = AutoEncoder(config)
+        model.load_state_dict(state)
     except Exception as error:  # truncated, foreign or mismatched files fail in many ways
-        raise UserError(f"{path} is not a checkpoint of this model ({first_line(error)}); rerun the train stage") from None
-    return model.to(device).eval(), checkpoint.get("metadata", {})
+        raise UserError(f"{path} is not a checkpoint of this model ({first_line(error)}); "
+                        "rerun the train stage") from None
+    return model.to(device).eval(), metadata

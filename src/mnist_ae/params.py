@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import UserError
 from .sources import IDX_FILES, TORCHVISION_DATASETS
@@ -43,8 +43,16 @@ class DataParams(_Strict):
 
 
 class ModelParams(_Strict):
-    hidden: int = Field(ge=1)
+    hidden: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)  # encoder widths; the decoder mirrors them
     code_dim: int = Field(ge=1)
+
+    @field_validator("hidden", mode="before")
+    @classmethod
+    def _a_list_of_widths(cls, value: object) -> object:
+        if isinstance(value, int) and not isinstance(value, bool):
+            raise ValueError(f"a list of hidden widths is expected now: write `hidden: [{value}]` "
+                             f"(or e.g. [512, 128] for 784-512-128-code-128-512-784)")
+        return value
 
 
 class TrainParams(_Strict):
@@ -54,6 +62,7 @@ class TrainParams(_Strict):
     lr: float = Field(gt=0)
     device: Literal["auto", "cpu", "cuda", "mps"]
     nproc: int = Field(ge=1)  # processes (ranks) on this machine; > 1 runs through torchrun
+    precision: Literal["fp32", "bf16"]
 
 
 class EvaluateParams(_Strict):
