@@ -2,14 +2,15 @@
 
 Everything is measured in this one run on this machine: shared machines are noisy, so only
 medians and ratios taken together mean anything. Needs the prepared data and a trained checkpoint
-(``make repro`` first).
+(``make repro`` first). ``docs``/README quote its output with the date and the command.
 
-What is left to win at batch size 32, float32: a step is five 32x784x256 products (forward of the
-first and last layers, the last layer's two gradients, the first layer's weight gradient) that MKL
-runs at 70-90 us each here, plus fused Adam over 410k parameters at ~100 us. That floor, ~0.5 ms a
-step or ~0.9 s an epoch, is 4.7x faster than the tutorial loop's 4.2 s an epoch here; 6x (0.7 s an
-epoch) would need ~210 GFLOP/s, about the whole matmul peak of this machine (~215 GFLOP/s on a large
-square product). Bigger batches or bf16 would go further but are not the same training.
+Training: the tutorial loop (``reference.py``) against the project's ``fit`` in float32 and bfloat16,
+at the defaults and with a deeper model, each in its own process, the repeats alternated so a slow
+spell hits all alike. Each row's GFLOP/s is set against the matrix-product peak of its precision,
+measured here on a large square product: at batch 32 a step is many small products and one pass of
+Adam over every parameter, so the peak is a ceiling the small shapes do not reach.
+Then the train stage as ``dvc repro`` runs it, a whole process with its imports, against the
+tutorial loop's whole process; then t-SNE; then a whole ``dvc repro`` from the raw files.
 """
 
 from __future__ import annotations
@@ -26,25 +27,41 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
+import yaml
 
 from mnist_ae import paths
 from mnist_ae.checkpoint import load_checkpoint
 from mnist_ae.dataset import load_split
+from mnist_ae.device import has_native_bf16
 from mnist_ae.embed import encode, knn_accuracy, run_tsne, sample_indices
+from mnist_ae.model import ModelConfig
 
-# Forward FLOPs of one sample through 784-256-16-256-784 (2 per multiply-add); a training step costs
-# about three times the forward pass (forward, gradient wrt activations, gradient wrt weights).
-FORWARD_FLOPS = 2 * (784 * 256 + 256 * 16 + 16 * 256 + 256 * 784)
-TRAIN_FLOPS_PER_SAMPLE = 3 * FORWARD_FLOPS
-SAME_LOSS_TOLERANCE = 0.001
+SAME_LOSS_TOLERANCE = 0.001  # the tutorial loop and fp32 are the same training
+BF16_LOSS_TOLERANCE = 0.002  # bf16 against fp32, epoch by epoch
+DEEPER = [512, 128]
+# (row label, implementation, precision, hidden widths)
+VARIANTS = [
+    ("tutorial loop", "tutorial", "fp32", [256]),
+    ("project", "project", "fp32", [256]),
+    ("project", "project", "bf16", [256]),
+    ("project, deeper", "project", "fp32", DEEPER),
+    ("project, deeper", "project", "bf16", DEEPER),
+]
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
-def matmul_peak_gflops(size: int = 2048, repeats: int = 7) -> float:
-    """The machine's float32 matmul throughput on a large square product (median of ``repeats``)."""
-    a, b = torch.rand(size, size), torch.rand(size, size)
-    out = torch.empty(size, size)
+def train_flops_per_sample(hidden: list[int]) -> int:
+    """A training step's FLOPs per sample: forward, gradient wrt activations and wrt weights (3x the
+    forward's 2 per multiply-add)."""
+    widths = ModelConfig(hidden=tuple(hidden)).widths
+    return 3 * 2 * sum(a * b for a, b in zip(widths, widths[1:]))
+
+
+def matmul_peak_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 7) -> float:
+    """The machine's matrix-product throughput on a large square product (median of ``repeats``)."""
+    a, b = torch.rand(size, size, dtype=dtype), torch.rand(size, size, dtype=dtype)
+    out = torch.empty(size, size, dtype=dtype)
     torch.mm(a, b, out=out)
     times = []
     for _ in range(repeats):
@@ -54,12 +71,14 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 7) -> float:
     return 2 * size**3 / statistics.median(times) / 1e9
 
 
-def time_training(implementation: str, epochs: int) -> dict:
+def time_training(implementation: str, precision: str, hidden: list[int], epochs: int) -> dict:
+    started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.worker", implementation, "--epochs", str(epochs)],
+        [sys.executable, "-m", "benchmarks.worker", implementation, "--epochs", str(epochs),
+         "--precision", precision, "--hidden", *map(str, hidden)],
         capture_output=True, text=True, check=True,
     )
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return {**json.loads(result.stdout.strip().splitlines()[-1]), "process_seconds": time.perf_counter() - started}
 
 
 def time_tsne(sizes: list[int], methods: list[str], perplexity: float = 30.0) -> list[dict]:
@@ -78,32 +97,40 @@ def time_tsne(sizes: list[int], methods: list[str], perplexity: float = 30.0) ->
     return rows
 
 
-def time_pipeline() -> dict:
-    """``dvc repro`` from the four raw files in a throwaway copy, then again with nothing changed."""
-    source = paths.RAW / "MNIST" / "raw"
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
+class ProjectCopy:
+    """A throwaway git + DVC copy of the project with MNIST's raw files, for timing ``dvc repro``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
         for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
             shutil.copy(name, root / name)
         for name in ("stages", "src"):
             shutil.copytree(name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        shutil.copytree(source, root / "data/raw/MNIST/raw")
+        shutil.copytree(paths.RAW / "MNIST" / "raw", root / "data/raw/MNIST/raw")
         shutil.copy("data/.gitignore", root / "data/.gitignore")
-        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+        self.env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+        self.run("git", "init", "-q")
+        self.dvc("init", "-q")
+        self.dvc("config", "core.analytics", "false")
+        self.run("git", "add", "-A")  # a clone has commits, and dvclive needs one
+        self.run("git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid", "commit", "-q", "-m", "copy")
 
-        def run(*args: str) -> float:
-            start = time.perf_counter()
-            result = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True)
-            if result.returncode != 0:
-                sys.exit(f"error: {' '.join(args)} failed in the copy of the project:\n{result.stderr}")
-            return time.perf_counter() - start
+    def run(self, *args: str) -> float:
+        """Run a command in the copy; its wall time in seconds."""
+        start = time.perf_counter()
+        result = subprocess.run(args, cwd=self.root, env=self.env, capture_output=True, text=True)
+        if result.returncode != 0:
+            sys.exit(f"error: {' '.join(args)} failed in the copy of the project:\n{result.stderr}")
+        return time.perf_counter() - start
 
-        run("git", "init", "-q")
-        run(sys.executable, "-m", "dvc", "init", "-q")
-        run(sys.executable, "-m", "dvc", "config", "core.analytics", "false")
-        run("git", "add", "-A")  # a clone has commits, and dvclive needs one
-        run("git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid", "commit", "-q", "-m", "copy")
-        return {"full": run(sys.executable, "-m", "dvc", "repro"), "noop": run(sys.executable, "-m", "dvc", "repro")}
+    def dvc(self, *args: str) -> float:
+        return self.run(sys.executable, "-m", "dvc", *args)
+
+    def set_precision(self, precision: str) -> None:
+        params_path = self.root / "params.yaml"
+        params = yaml.safe_load(params_path.read_text())
+        params["train"]["precision"] = precision
+        params_path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def describe_machine() -> str:
@@ -118,52 +145,97 @@ def describe_machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
+def report_training(results: dict[tuple[str, str, str], dict], peaks: dict[str, float], repeats: int) -> list[str]:
+    """Print the training table and its ratios; returns the problems (a comparison that is void)."""
+    print("| training, batch 32, full MNIST | precision | s/epoch (median) | samples/s | GFLOP/s "
+          "| % of peak | final loss | peak RSS | whole process, s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    medians = {}
+    for (label, precision, hidden), result in results.items():
+        seconds = medians[label, precision] = statistics.median(result["epoch_seconds"])
+        gflops = result["samples"] * train_flops_per_sample(json.loads(hidden)) / seconds / 1e9
+        print(f"| {label} ({hidden}) | {precision} | {seconds:.2f} | {result['samples'] / seconds:,.0f} | {gflops:.0f} "
+              f"| {100 * gflops / peaks[precision]:.0f} % | {result['losses'][-1]:.4f} | {result['peak_rss_mib']:.0f} MiB "
+              f"| {statistics.median(result['process_seconds']):.1f} |")
+    print(f"\nmedians over {repeats} alternated run(s) of each")
+    problems = []
+
+    def ratio(a: tuple[str, str], b: tuple[str, str], what: str) -> None:
+        if a in medians and b in medians:
+            print(f"{what}: {medians[a] / medians[b]:.2f}x")
+
+    ratio(("tutorial loop", "fp32"), ("project", "fp32"), "fp32 against the tutorial loop, s/epoch")
+    ratio(("project", "fp32"), ("project", "bf16"), "bf16 against fp32, s/epoch")
+    ratio(("project, deeper", "fp32"), ("project, deeper", "bf16"), f"bf16 against fp32 at {DEEPER}, s/epoch")
+    losses = {(label, precision): result["losses"] for (label, precision, _), result in results.items()}
+    gap = abs(losses["tutorial loop", "fp32"][-1] - losses["project", "fp32"][-1])
+    if gap > SAME_LOSS_TOLERANCE:
+        problems.append(f"the tutorial loop's final loss and fp32's differ by {gap:.4f}: not the same training")
+    for label in ("project", "project, deeper"):
+        if (label, "bf16") in losses:
+            drift = max(abs(a - b) for a, b in zip(losses[label, "fp32"], losses[label, "bf16"]))
+            print(f"{label}: bf16's per-epoch losses within {drift:.4f} of fp32's")
+            if drift > BF16_LOSS_TOLERANCE:
+                problems.append(f"{label}: bf16's losses drift {drift:.4f} from fp32's")
+    return problems
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=1, help="training runs of each loop, alternated")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each training, alternated")
     parser.add_argument("--tsne-sizes", type=int, nargs="*", default=[2000, 10000])
-    parser.add_argument("--skip-pipeline", action="store_true", help="do not time a full dvc repro")
+    parser.add_argument("--skip-pipeline", action="store_true", help="do not time dvc repro and the train stage")
     args = parser.parse_args()
     if not (paths.PREPARED / "train.pt").exists() or not paths.CHECKPOINT.exists():
         sys.exit("error: no prepared data or checkpoint: run `make repro` first")
 
     print(f"machine: {describe_machine()}")
-    peak = matmul_peak_gflops()
-    print(f"float32 matmul peak (2048x2048): {peak:.0f} GFLOP/s\n")
+    bf16 = has_native_bf16(torch.device("cpu"))
+    precisions = ["fp32", "bf16"] if bf16 else ["fp32"]
+    if not bf16:
+        print("bf16 rows skipped: this CPU has neither AVX512-BF16 nor AMX")
+    peaks = {precision: matmul_peak_gflops(DTYPES[precision]) for precision in precisions}
+    print("matmul peak (2048x2048): " + ", ".join(f"{p} {g:.0f} GFLOP/s" for p, g in peaks.items()) + "\n")
 
-    # Repeats alternate between the two, so a slow spell of a shared machine hits both alike.
-    runs: dict[str, list[dict]] = {"reference": [], "project": []}
-    for _ in range(args.repeats):
-        for name in runs:
-            runs[name].append(time_training(name, args.epochs))
-    results = {name: {"epoch_seconds": [s for r in rs for s in r["epoch_seconds"]], "losses": rs[-1]["losses"],
-                      "samples": rs[-1]["samples"], "peak_rss_mib": max(r["peak_rss_mib"] for r in rs)}
-               for name, rs in runs.items()}
-    print("| training, batch 32, full MNIST | s/epoch (median) | samples/s | GFLOP/s | % of peak | final loss | peak RSS |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for name, result in results.items():
-        seconds = statistics.median(result["epoch_seconds"])
-        gflops = result["samples"] * TRAIN_FLOPS_PER_SAMPLE / seconds / 1e9
-        print(f"| {name} | {seconds:.2f} | {result['samples'] / seconds:,.0f} | {gflops:.0f} | {100 * gflops / peak:.0f} % "
-              f"| {result['losses'][-1]:.4f} | {result['peak_rss_mib']:.0f} MiB |")
-    reference, project = (statistics.median(results[n]["epoch_seconds"]) for n in ("reference", "project"))
-    print(f"\nspeed-up: {reference / project:.1f}x (medians over {args.repeats} alternated run(s) of {args.epochs} epochs "
-          f"each); {args.epochs} epochs at the median pace: {args.epochs * reference:.1f} s (reference), "
-          f"{args.epochs * project:.1f} s (project)")
-    gap = abs(results["reference"]["losses"][-1] - results["project"]["losses"][-1])
-    print(f"final losses differ by {gap:.4f}: " + ("same training" if gap <= SAME_LOSS_TOLERANCE else
-                                                  "NOT the same training, the comparison is void"))
+    variants = [v for v in VARIANTS if v[2] in precisions]
+    runs: dict[tuple[str, str, str], list[dict]] = {(label, p, json.dumps(h)): [] for label, _, p, h in variants}
+    for _ in range(args.repeats):  # alternated: a slow spell of a shared machine hits every variant alike
+        for label, implementation, precision, hidden in variants:
+            runs[label, precision, json.dumps(hidden)].append(time_training(implementation, precision, hidden, args.epochs))
+    results = {key: {"epoch_seconds": [s for r in rs for s in r["epoch_seconds"]], "losses": rs[-1]["losses"],
+                     "samples": rs[-1]["samples"], "peak_rss_mib": max(r["peak_rss_mib"] for r in rs),
+                     "process_seconds": [r["process_seconds"] for r in rs]}
+               for key, rs in runs.items()}
+    problems = report_training(results, peaks, args.repeats)
+
+    if not args.skip_pipeline:
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = ProjectCopy(Path(tmp))
+            full, noop = copy.dvc("repro"), copy.dvc("repro")
+            print(f"\ndvc repro from the raw files: {full:.1f} s; again with nothing changed: {noop:.1f} s")
+            stage: dict[str, list[float]] = {precision: [] for precision in precisions}
+            tutorial = [time_training("tutorial", "fp32", [256], args.epochs)["process_seconds"]
+                        for _ in range(args.repeats)]
+            for _ in range(args.repeats):
+                for precision in precisions:
+                    copy.set_precision(precision)
+                    stage[precision].append(copy.dvc("repro", "-f", "-s", "train"))
+            print(f"\nwhole processes, {args.epochs} epochs, median of {args.repeats}: tutorial loop "
+                  f"{statistics.median(tutorial):.1f} s; `dvc repro -f -s train` (test MSE logged per epoch) "
+                  + ", ".join(f"{p} {statistics.median(s):.1f} s" for p, s in stage.items()))
+            for precision, seconds in stage.items():
+                print(f"train stage in {precision} against the tutorial loop's process: "
+                      f"{statistics.median(tutorial) / statistics.median(seconds):.2f}x")
 
     if args.tsne_sizes:
         print("\n| t-SNE | points | seconds | 5-NN accuracy in 2-D |\n| --- | --- | --- | --- |")
         for row in time_tsne(args.tsne_sizes, ["sklearn", "opentsne"]):
             print(f"| {row['method']} | {row['size']:,} | {row['seconds']:.1f} | {row['knn_accuracy_2d']:.3f} |")
 
-    if not args.skip_pipeline:
-        timings = time_pipeline()
-        print(f"\ndvc repro from the raw files: {timings['full']:.1f} s; again with nothing changed: {timings['noop']:.1f} s")
-    if gap > SAME_LOSS_TOLERANCE:
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
         sys.exit(1)
 
 

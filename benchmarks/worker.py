@@ -1,6 +1,7 @@
 """Run one timed training in its own process, so each gets its own peak-memory reading.
 
 Prints one JSON line: per-epoch seconds and losses, and the process's peak resident memory.
+The process's own wall time, imports included, is what ``run.py`` reports as a whole run.
 """
 
 from __future__ import annotations
@@ -15,30 +16,35 @@ import torch
 
 from mnist_ae.dataset import load_split
 from mnist_ae.model import AutoEncoder, ModelConfig
-from mnist_ae.train import TrainConfig, fit
+from mnist_ae.train import PRECISIONS, TrainConfig, fit
 
 from .reference import fit_reference
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("implementation", choices=["reference", "project"])
+    parser.add_argument("implementation", choices=["tutorial", "project"])
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32")
+    parser.add_argument("--hidden", type=int, nargs="+", default=[256])
     parser.add_argument("--prepared", type=Path, default=Path("data/prepared"))
     args = parser.parse_args()
 
     images = load_split(args.prepared, "train").images
     torch.manual_seed(0)
-    model = AutoEncoder(ModelConfig())
+    model = AutoEncoder(ModelConfig(hidden=tuple(args.hidden)))
     marks = [time.perf_counter()]
 
     def on_epoch_end(epoch: int, loss: float) -> None:
         marks.append(time.perf_counter())
 
-    if args.implementation == "reference":
+    if args.implementation == "tutorial":
+        if args.precision != "fp32":
+            raise SystemExit("the tutorial loop is float32 only")
         losses = fit_reference(model, images, args.epochs, on_epoch_end=on_epoch_end)
     else:
-        losses = fit(model, images, TrainConfig(epochs=args.epochs), progress=False, on_epoch_end=on_epoch_end)
+        config = TrainConfig(epochs=args.epochs, precision=args.precision)
+        losses = fit(model, images, config, progress=False, on_epoch_end=on_epoch_end)
     epoch_seconds = [b - a for a, b in zip(marks, marks[1:])]
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
     print(json.dumps({"epoch_seconds": epoch_seconds, "losses": losses, "peak_rss_mib": peak_mib,
