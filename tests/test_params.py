@@ -1,10 +1,13 @@
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 import yaml
+from sklearn.utils import check_random_state
 
 from mnist_ae.errors import UserError
-from mnist_ae.params import load_params
+from mnist_ae.params import MAX_EMBED_SEED, MAX_TRAIN_SEED, load_params
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -49,6 +52,10 @@ def test_a_missing_key_is_reported(tmp_path: Path) -> None:
         ({"embed": {"size": 4, "perplexity": 2}}, "embed.size: Input should be greater than or equal to 5"),
         ({"embed": {"size": 20, "perplexity": 5, "neighbors": 17}}, "neighbors (17) must be at most 16"),
         ({"train": {"nproc": 0}}, "train.nproc: Input should be greater than or equal to 1"),
+        ({"train": {"seed": -1}}, "train.seed: Input should be greater than or equal to 0"),
+        ({"train": {"seed": 2**64}}, "train.seed: Input should be less than or equal to 18446744073709551615"),
+        ({"embed": {"seed": -1}}, "embed.seed: Input should be greater than or equal to 0"),
+        ({"embed": {"seed": 2**32}}, "embed.seed: Input should be less than or equal to 4294967295"),
     ],
 )
 def test_bad_params_are_named(tmp_path: Path, data: dict, message: str) -> None:
@@ -71,3 +78,19 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
     (tmp_path / "params.yaml").write_text("train: [unclosed")
     with pytest.raises(UserError, match="not valid YAML"):
         load_params(tmp_path / "params.yaml")
+
+
+def test_seed_bounds_are_what_the_libraries_take(tmp_path: Path) -> None:
+    params = load_params(write(tmp_path, {"train": {"seed": MAX_TRAIN_SEED}, "embed": {"seed": MAX_EMBED_SEED}}))
+    # The largest seeds params.yaml accepts work where each is used...
+    torch.manual_seed(params.train.seed)
+    torch.Generator().manual_seed(params.train.seed)
+    np.random.default_rng(params.embed.seed)
+    check_random_state(params.embed.seed)  # t-SNE's random_state, in scikit-learn and openTSNE
+    # ...and one more would not: the bounds are the libraries' own, not narrower.
+    with pytest.raises((ValueError, RuntimeError, OverflowError)):
+        torch.manual_seed(MAX_TRAIN_SEED + 1)
+    with pytest.raises(ValueError):
+        check_random_state(MAX_EMBED_SEED + 1)
+    with pytest.raises(ValueError):
+        np.random.default_rng(-1)

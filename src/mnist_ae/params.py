@@ -17,6 +17,11 @@ from .errors import UserError
 from .sources import IDX_FILES, TORCHVISION_DATASETS
 
 CV_FOLDS = 5  # folds of the cross-validated k-NN accuracy of the embed stage
+# The seeds the libraries take, checked with them (tests/test_params.py): torch.manual_seed takes an
+# unsigned 64-bit integer; t-SNE's random_state (scikit-learn's and openTSNE's) a 32-bit one.
+# numpy's default_rng takes any integer >= 0. Beyond these a stage would die with a traceback.
+MAX_TRAIN_SEED = 2**64 - 1
+MAX_EMBED_SEED = 2**32 - 1
 
 
 class _Strict(BaseModel):
@@ -48,7 +53,7 @@ class ModelParams(_Strict):
 
 
 class TrainParams(_Strict):
-    seed: int
+    seed: int = Field(ge=0, le=MAX_TRAIN_SEED)
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     lr: float = Field(gt=0)
@@ -62,7 +67,7 @@ class EvaluateParams(_Strict):
 
 class EmbedParams(_Strict):
     size: int = Field(ge=CV_FOLDS)
-    seed: int
+    seed: int = Field(ge=0, le=MAX_EMBED_SEED)
     perplexity: float = Field(gt=0)
     method: Literal["opentsne", "sklearn"]
     neighbors: int = Field(ge=1)
