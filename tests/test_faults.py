@@ -38,6 +38,8 @@ BAD_INPUT = [
     ("evaluate", "evaluate", {"examples": [0, 600]}, "evaluate.examples [600] are outside the training split (0..599)"),
     ("embed", "embed", {"size": 601}, "embed.size is 601 but the training split has only 600 images"),
     ("embed", "embed", {"perplexity": 100.0}, "perplexity (100.0) must be less than size (100)"),
+    ("embed", "embed", {"seed": -1}, "embed.seed: Input should be greater than or equal to 0"),
+    ("train", "train", {"seed": 2**64}, "train.seed: Input should be less than or equal to 18446744073709551615"),
 ]
 if not torch.cuda.is_available():
     BAD_INPUT.append(("train", "train", {"device": "cuda"}, "train.device is 'cuda' but no such device is available"))
