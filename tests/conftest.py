@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
+from mnist_ae import paths
 from mnist_ae.download import md5_of
 from mnist_ae.idx import write_idx_gz
 from mnist_ae.sources import IDX_FILES
@@ -93,8 +94,9 @@ def built_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copy(PROJECT / name, root / name)
     for name in ("stages", "src"):
         shutil.copytree(PROJECT / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    md5 = write_dataset(root / "data" / "raw" / "custom" / "raw")
+    md5 = write_dataset(root / paths.CUSTOM)  # where a user puts a custom dataset
     shutil.copy(PROJECT / "data" / ".gitignore", root / "data" / ".gitignore")  # DVC's outputs stay out of git
+    shutil.copy(PROJECT / "data" / "custom" / "README.md", root / "data" / "custom" / "README.md")
     (root / "params.yaml").write_text(yaml.safe_dump(small_params(md5), sort_keys=False))
     run(["git", "init", "-q"], root)
     dvc("init", "-q", cwd=root)

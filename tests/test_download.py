@@ -246,3 +246,33 @@ def test_a_bound_names_the_mirror_it_abandoned(small_dataset, tmp_path: Path, ti
     assert f"{endless}train-images-idx3-ubyte.gz: abandoned after 2000000 bytes" in message
     assert f"{huge}train-images-idx3-ubyte.gz: it announces 10000000000 bytes, more than the 2000000" in message
     assert not any((root / "custom" / "raw").iterdir())  # nothing partial left behind
+
+
+# --- A custom dataset: the user's own files, in their own folder, with no mirror of their own. ---
+
+
+def test_custom_files_live_in_their_own_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
+    source = get_source("custom", {name: "0" * 32 for name in IDX_FILES})
+    assert source.raw_folder(Path("data/raw")) == Path("data/custom") and source.mirrors == ()
+
+
+def test_a_missing_custom_file_is_not_a_download_problem(small_dataset, tmp_path: Path) -> None:
+    folder, md5 = small_dataset
+    (folder / IDX_FILES[2]).unlink()
+    with pytest.raises(UserError) as error:
+        ensure_raw_files(Source("custom", md5, (), user_folder=folder), tmp_path / "raw")
+    message = str(error.value)
+    assert message.startswith(f"{folder / IDX_FILES[2]} not found: data.dataset is 'custom', so put your four files")
+    assert "download" not in message and "network" not in message
+
+
+def test_a_wrong_custom_file_points_at_data_md5(small_dataset, tmp_path: Path) -> None:
+    folder, md5 = small_dataset
+    wrong = folder / IDX_FILES[1]
+    wrong.write_bytes((folder / IDX_FILES[3]).read_bytes())
+    with pytest.raises(UserError) as error:
+        ensure_raw_files(Source("custom", md5, (), user_folder=folder), tmp_path / "raw")
+    message = str(error.value)
+    assert f"{wrong} has MD5 {md5_of(wrong)}, but data.md5 in params.yaml gives {md5[IDX_FILES[1]]}" in message
+    assert "download" not in message and "Delete it" not in message

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,8 @@ import torch
 
 from matplotlib.figure import Figure
 
-from conftest import PROJECT, dvc, edit_params, venv_env, write_dataset
+from conftest import PROJECT, dvc, edit_params, git_commit, run, venv_env, write_dataset
+from mnist_ae import paths
 from mnist_ae.atomic import save_figure, save_torch, write_json
 from mnist_ae.dataset import load_split, prepare_splits
 
@@ -219,4 +221,20 @@ def test_push_delete_pull_restores_every_output(project_copy: Path, tmp_path: Pa
         subprocess.run(["rm", "-rf", str(project_copy / folder)], check=True)
     dvc("pull", cwd=project_copy)
     assert _digests(project_copy) == before
+    assert "up to date" in dvc("status", cwd=project_copy).stdout
+
+
+def test_checking_out_another_commit_keeps_the_users_own_data(project_copy: Path) -> None:
+    custom = project_copy / paths.CUSTOM
+    before = {path.name: path.read_bytes() for path in custom.iterdir()}
+    # Another commit whose prepare stage recorded other raw files, as a run on MNIST would.
+    shutil.rmtree(project_copy / "data/raw")
+    (project_copy / "data/raw/MNIST/raw").mkdir(parents=True)
+    (project_copy / "data/raw/MNIST/raw/train-images-idx3-ubyte.gz").write_bytes(b"a stand-in")
+    dvc("commit", "--force", "prepare", cwd=project_copy)
+    git_commit(project_copy, "other raw files")
+    for revision in ("HEAD~1", "HEAD", "HEAD~1"):
+        run(["git", "checkout", revision, "--", "."], project_copy)
+        dvc("checkout", cwd=project_copy)
+        assert {path.name: path.read_bytes() for path in custom.iterdir()} == before, revision
     assert "up to date" in dvc("status", cwd=project_copy).stdout

@@ -8,6 +8,7 @@ from sklearn.utils import check_random_state
 
 from mnist_ae.errors import UserError
 from mnist_ae.params import MAX_EMBED_SEED, MAX_TRAIN_SEED, load_params
+from mnist_ae.sources import IDX_FILES
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -47,7 +48,14 @@ def test_a_missing_key_is_reported(tmp_path: Path) -> None:
         ({"train": {"device": "tpu"}}, "train.device: Input should be 'auto', 'cpu', 'cuda' or 'mps'"),
         ({"data": {"dataset": "CIFAR10"}}, "unknown dataset 'CIFAR10'"),
         ({"data": {"dataset": "custom"}}, "dataset 'custom' needs an md5"),
-        ({"data": {"md5": {"a": "b"}}}, "md5 is only for dataset 'custom'"),
+        ({"data": {"md5": {"a": "0" * 32}}}, "md5 is only for dataset 'custom'"),
+        ({"data": {"dataset": "custom", "md5": {"data/custom/train-images-idx3-ubyte.gz": "0" * 32}}},
+         "data.md5: 'data/custom/train-images-idx3-ubyte.gz' looks like a path; use the bare file name "
+         "'train-images-idx3-ubyte.gz' as the key"),
+        ({"data": {"dataset": "custom", "md5": {"*train-images-idx3-ubyte.gz": "0" * 32}}},
+         "use the bare file name 'train-images-idx3-ubyte.gz'"),
+        ({"data": {"dataset": "custom", "md5": {"train-images-idx3-ubyte.gz": "123"}}},
+         "data.md5: train-images-idx3-ubyte.gz: '123' is not an MD5 (32 hexadecimal digits)"),
         ({"embed": {"size": 10, "perplexity": 10}}, "perplexity (10.0) must be less than size (10)"),
         ({"embed": {"size": 4, "perplexity": 2}}, "embed.size: Input should be greater than or equal to 5"),
         ({"embed": {"size": 20, "perplexity": 5, "neighbors": 17}}, "neighbors (17) must be at most 16"),
@@ -94,3 +102,10 @@ def test_seed_bounds_are_what_the_libraries_take(tmp_path: Path) -> None:
         check_random_state(MAX_EMBED_SEED + 1)
     with pytest.raises(ValueError):
         np.random.default_rng(-1)
+
+
+def test_custom_md5s_in_upper_case_are_accepted(tmp_path: Path) -> None:
+    md5 = {name: f"{index:x}" * 32 for index, name in enumerate(IDX_FILES, start=10)}  # "aaa…", "bbb…"
+    params = load_params(write(tmp_path, {"data": {"dataset": "custom",
+                                                   "md5": {name: value.upper() for name, value in md5.items()}}}))
+    assert params.data.md5 == md5

@@ -82,10 +82,30 @@ def _download(source: Source, filename: str, target: Path) -> None:
             return
         except (OSError, http.client.HTTPException, ValueError, _Abandoned) as error:  # URLError is an OSError
             failures.append(f"{url}: {getattr(error, 'reason', error)}")
-    raise UserError(
-        f"could not download {filename} ({'; '.join(failures) or 'no mirror to try'}). "
-        f"Without network, put the four files ({', '.join(source.md5)}) in {target.parent}/ by hand, "
-        f"or point {MIRROR_ENV} at a folder or URL that has them."
+    fix = (f"put the four files ({', '.join(source.md5)}) in {target.parent}/ by hand, "
+           f"or point {MIRROR_ENV} at a folder or URL that has them.")
+    # The user's own files have no mirror but theirs: "without network" would suggest there is one.
+    fix = f"Without network, {fix}" if source.user_folder is None else fix[0].upper() + fix[1:]
+    raise UserError(f"could not download {filename} ({'; '.join(failures) or 'no mirror to try'}). {fix}")
+
+
+def _missing_user_file(source: Source, path: Path) -> UserError:
+    """The user's own file is not there, and there is no mirror: nothing to download from."""
+    return UserError(
+        f"{path} not found: data.dataset is {source.name!r}, so put your four files ({', '.join(source.md5)}) "
+        f"in {path.parent}/ (or point {MIRROR_ENV} at a folder or URL that has them)."
+    )
+
+
+def _wrong_file(source: Source, path: Path, actual: str, expected: str) -> UserError:
+    if source.user_folder is not None:  # the user's own file: no original to download again
+        return UserError(
+            f"{path} has MD5 {actual}, but data.md5 in params.yaml gives {expected}: the file is damaged or not "
+            f"the one listed. Put back the right file, or, if this one is right, give its MD5 in data.md5."
+        )
+    return UserError(
+        f"{path} has MD5 {actual}, expected {expected}: the file is corrupt or from another dataset. "
+        f"Delete it and run again to download it afresh, or replace it with the original file."
     )
 
 
@@ -99,11 +119,10 @@ def ensure_raw_files(source: Source, root: Path) -> dict[str, Path]:
     for filename, expected in source.md5.items():
         path = folder / filename
         if not path.exists():
+            if source.user_folder is not None and not source.mirrors:
+                raise _missing_user_file(source, path)
             _download(source, filename, path)  # checks the MD5 before the file is put in place
         elif (actual := md5_of(path)) != expected:
-            raise UserError(
-                f"{path} has MD5 {actual}, expected {expected}: the file is corrupt or from another dataset. "
-                f"Delete it and run again to download it afresh, or replace it with the original file."
-            )
+            raise _wrong_file(source, path, actual, expected)
         paths[filename] = path
     return paths

@@ -7,11 +7,12 @@ are refused), so a user fixes the file in one go instead of one error per run.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import UserError
 from .sources import IDX_FILES, TORCHVISION_DATASETS
@@ -33,6 +34,19 @@ class _Strict(BaseModel):
 class DataParams(_Strict):
     dataset: str
     md5: dict[str, str]
+
+    @field_validator("md5")
+    @classmethod
+    def _bare_names_and_lower_case(cls, md5: dict[str, str]) -> dict[str, str]:
+        """Accept either case (some tools print MD5s in upper case); refuse a path as a key, as
+        ``md5sum`` prints one (``*`` in front in binary mode), since files are looked up by bare name."""
+        for name, checksum in md5.items():
+            if "/" in name or "\\" in name or name.startswith("*"):
+                bare = name.replace("\\", "/").rsplit("/", 1)[-1].lstrip("*")
+                raise ValueError(f"{name!r} looks like a path; use the bare file name {bare!r} as the key")
+            if not re.fullmatch(r"[0-9a-fA-F]{32}", checksum):
+                raise ValueError(f"{name}: {checksum!r} is not an MD5 (32 hexadecimal digits)")
+        return {name: checksum.lower() for name, checksum in md5.items()}
 
     @model_validator(mode="after")
     def _dataset_and_checksums_agree(self) -> DataParams:
