@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import dvc
+from conftest import dvc, skip_or_fail
 
 pytestmark = pytest.mark.slow
 
@@ -54,14 +54,14 @@ TEMPLATE = """<!DOCTYPE html>
 @pytest.fixture(scope="session")
 def vega_scripts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if CHROMIUM is None:
-        pytest.skip("Chromium is not installed (Debian: apt-get install chromium)")
+        skip_or_fail("Chromium is not installed (Debian: apt-get install chromium)")
     npm = shutil.which("npm")
     if npm is None:
-        pytest.skip("npm is not installed, so vega cannot be fetched for an offline page")
+        skip_or_fail("npm is not installed, so vega cannot be fetched for an offline page")
     folder = tmp_path_factory.mktemp("vega")
     result = subprocess.run([npm, "pack", *VEGA_PACKAGES], cwd=folder, capture_output=True, text=True)
     if result.returncode != 0:
-        pytest.skip(f"npm could not fetch vega: {result.stderr.strip().splitlines()[-1:]}")
+        skip_or_fail(f"npm could not fetch vega: {result.stderr.strip().splitlines()[-1:]}")
     for archive in folder.glob("*.tgz"):
         with tarfile.open(archive) as tar:
             for name in VEGA_PACKAGES.values():
