@@ -20,7 +20,9 @@ from conftest import dvc, skip_or_fail
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Debian's and Ubuntu's names, then Google Chrome's (GitHub's runners have it): the same headless mode.
+CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome",
+                                                "google-chrome-stable"))), None)
 VEGA_PACKAGES = {"vega@5.20.2": "vega.min.js", "vega-lite@5.2.0": "vega-lite.min.js",
                  "vega-embed@6.18.2": "vega-embed.min.js"}  # the releases DVC's own page names
 
