@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -20,6 +21,8 @@ from conftest import PROJECT, dvc, edit_params, git_commit, run, venv_env, write
 from mnist_ae import paths
 from mnist_ae.atomic import save_figure, save_torch, write_json
 from mnist_ae.dataset import load_split, prepare_splits
+from mnist_ae.download import md5_of
+from mnist_ae.idx import write_idx_gz
 
 pytestmark = pytest.mark.slow
 
@@ -59,6 +62,23 @@ def test_bad_input_stops_the_stage_cleanly(project_copy: Path, stage: str, secti
     assert "Traceback" not in result.stderr
     for output in STAGE_OUTPUTS[stage]:
         assert not (project_copy / output).exists(), f"{output} left behind"
+
+
+@pytest.mark.parametrize(("shape", "message"), [
+    ((40, 32, 32), "data/custom/t10k-images-idx3-ubyte.gz: images of 32x32 pixels; expected 28x28"),
+    ((0, 28, 28), "data/custom/t10k-images-idx3-ubyte.gz holds no images"),
+], ids=["32x32", "empty"])
+def test_unusable_custom_images_stop_prepare_cleanly(project_copy: Path, shape: tuple[int, ...], message: str) -> None:
+    custom = project_copy / paths.CUSTOM
+    write_idx_gz(custom / "t10k-images-idx3-ubyte.gz", np.zeros(shape, dtype=np.uint8))
+    write_idx_gz(custom / "t10k-labels-idx1-ubyte.gz", np.zeros(shape[0], dtype=np.uint8))
+    edit_params(project_copy, "data", md5={path.name: md5_of(path) for path in custom.glob("*.gz")})
+    result = dvc("repro", "prepare", cwd=project_copy, check=False)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and message in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (project_copy / "data/prepared").exists()
 
 
 def test_a_misspelt_key_is_caught_before_dvc_runs(project_copy: Path) -> None:
