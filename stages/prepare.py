@@ -11,6 +11,7 @@ from mnist_ae.sources import get_source
 def main() -> None:
     params = load_params()
     source = get_source(params.data.dataset, params.data.md5)
+    paths.RAW.mkdir(parents=True, exist_ok=True)  # an output even when empty (a custom dataset is read in place)
     raw_paths = ensure_raw_files(source, paths.RAW)
     splits = prepare_splits(raw_paths, paths.PREPARED)
     for name, split in splits.items():

@@ -45,3 +45,24 @@ def test_missing_or_broken_prepared_split(tmp_path: Path) -> None:
     (tmp_path / "train.pt").write_bytes(b"garbage")
     with pytest.raises(UserError, match="is not a prepared split"):
         load_split(tmp_path, "train")
+
+
+@pytest.mark.parametrize("shape", [(5, 32, 32), (5, 28, 27)])
+def test_images_of_another_size_are_refused(tmp_path: Path, shape: tuple[int, ...]) -> None:
+    write_idx_gz(tmp_path / "images.gz", np.zeros(shape, dtype=np.uint8))
+    write_idx_gz(tmp_path / "labels.gz", np.zeros(5, dtype=np.uint8))
+    with pytest.raises(UserError) as error:
+        split_from_idx(tmp_path / "images.gz", tmp_path / "labels.gz")
+    assert str(error.value) == (f"{tmp_path / 'images.gz'}: images of {shape[1]}x{shape[2]} pixels; "
+                                "expected 28x28 (an IDX shape of (N, 28, 28))")
+
+
+def test_an_empty_split_is_refused(small_dataset, tmp_path: Path) -> None:
+    folder, _ = small_dataset
+    raw = {name: folder / name for name in IDX_FILES}
+    write_idx_gz(tmp_path / "empty-images.gz", np.zeros((0, 28, 28), dtype=np.uint8))
+    write_idx_gz(tmp_path / "empty-labels.gz", np.zeros(0, dtype=np.uint8))
+    raw.update({IDX_FILES[2]: tmp_path / "empty-images.gz", IDX_FILES[3]: tmp_path / "empty-labels.gz"})
+    with pytest.raises(UserError, match=f"{tmp_path / 'empty-images.gz'} holds no images .*at least one 28x28 image"):
+        prepare_splits(raw, tmp_path / "prepared")
+    assert not (tmp_path / "prepared").exists()  # not even the good train split was written

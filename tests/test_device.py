@@ -5,13 +5,34 @@ from mnist_ae.device import select_device
 from mnist_ae.errors import UserError
 
 
-def test_auto_prefers_cuda_then_mps_then_cpu() -> None:
-    expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+def _machine(monkeypatch: pytest.MonkeyPatch, cuda: bool, mps: bool) -> None:
+    """Pretend this machine has (or lacks) CUDA and Apple MPS, whatever it really has."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+
+
+@pytest.mark.parametrize(("cuda", "mps", "expected"), [
+    (True, True, "cuda"),
+    (True, False, "cuda"),
+    (False, True, "mps"),
+    (False, False, "cpu"),
+])
+def test_auto_prefers_cuda_then_mps_then_cpu(monkeypatch: pytest.MonkeyPatch, cuda: bool, mps: bool,
+                                            expected: str) -> None:
+    _machine(monkeypatch, cuda, mps)
     assert select_device("auto") == torch.device(expected)
     assert select_device("cpu") == torch.device("cpu")
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-def test_absent_device_is_a_clear_error() -> None:
-    with pytest.raises(UserError, match="train.device is 'cuda' but no such device is available"):
-        select_device("cuda")
+@pytest.mark.parametrize("device", ["cuda", "mps"])
+def test_a_named_device_that_is_present_is_taken(monkeypatch: pytest.MonkeyPatch, device: str) -> None:
+    _machine(monkeypatch, cuda=True, mps=True)
+    assert select_device(device) == torch.device(device)
+
+
+@pytest.mark.parametrize("device", ["cuda", "mps"])
+def test_absent_device_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, device: str) -> None:
+    _machine(monkeypatch, cuda=False, mps=False)
+    with pytest.raises(UserError, match=f"train.device is '{device}' but no such device is available here; "
+                                        "use 'auto' or 'cpu'"):
+        select_device(device)

@@ -2,7 +2,8 @@ import functools
 import http.server
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -136,12 +137,20 @@ def _http_server(handler) -> Iterator[str]:
 
 
 @contextmanager
-def _raw_server(reply: bytes | None) -> Iterator[str]:
-    """A TCP server on loopback that answers each connection with ``reply`` and hangs up, or, with
-    ``None``, accepts and never answers (a mirror that hangs)."""
+def _raw_server(reply: bytes | Callable[[socket.socket], None] | None) -> Iterator[str]:
+    """A TCP server on loopback that answers each connection with ``reply`` and hangs up (or lets
+    ``reply(connection)`` answer), or, with ``None``, accepts and never answers (a mirror that hangs)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
+
+    def answer(connection: socket.socket) -> None:
+        with connection:
+            connection.recv(4096)
+            try:
+                reply(connection) if callable(reply) else connection.sendall(reply)
+            except OSError:  # the client hung up: it gave up on this mirror
+                pass
 
     def serve() -> None:
         while True:
@@ -149,9 +158,7 @@ def _raw_server(reply: bytes | None) -> Iterator[str]:
                 connection, _ = listener.accept()
             except OSError:
                 return
-            with connection:
-                connection.recv(4096)
-                connection.sendall(reply)
+            threading.Thread(target=answer, args=(connection,), daemon=True).start()
 
     if reply is not None:
         threading.Thread(target=serve, daemon=True).start()
@@ -181,3 +188,91 @@ def test_only_bad_mirrors_give_a_clear_error(small_dataset, tmp_path: Path, monk
     message = str(error.value)
     assert "timed out" in message and f"MD5 " in message and "put the four files" in message
     assert not any((root / "custom" / "raw").iterdir())
+
+
+# --- Mirrors that keep sending: a trickle that would take forever, a body that never ends. ---
+
+
+# Both give up after GIVE_UP seconds, so that a client without bounds fails the test instead of hanging it.
+GIVE_UP = 10.0
+
+
+def _trickle(connection: socket.socket) -> None:
+    """Announces a small file, then sends it one byte every 50 ms: never silent, never done."""
+    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 500000\r\n\r\n")
+    end = time.monotonic() + GIVE_UP
+    while time.monotonic() < end:
+        connection.sendall(b"x")
+        time.sleep(0.05)
+
+
+def _endless(connection: socket.socket) -> None:
+    """A body without a length, sent as fast as the client takes it, forever (or GIVE_UP seconds)."""
+    connection.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n")
+    block = bytes(1 << 16)
+    end = time.monotonic() + GIVE_UP
+    while time.monotonic() < end:
+        connection.sendall(block)
+
+
+def _huge(connection: socket.socket) -> None:
+    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10000000000\r\n\r\n")
+
+
+@pytest.fixture
+def tight_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(download, "MAX_SECONDS", 0.5)
+    monkeypatch.setattr(download, "MAX_BYTES", 2_000_000)  # above the small dataset's files
+
+
+def test_endless_and_trickling_mirrors_are_abandoned(small_dataset, tmp_path: Path, tight_bounds) -> None:
+    folder, md5 = small_dataset
+    started = time.monotonic()
+    with _raw_server(_trickle) as trickle, _raw_server(_endless) as endless, _raw_server(_huge) as huge, \
+            _http_server(functools.partial(_QuietFileHandler, directory=str(folder))) as good:
+        paths = ensure_raw_files(Source("custom", md5, (trickle, endless, huge, good)), tmp_path / "raw")
+    assert {name: md5_of(path) for name, path in paths.items()} == md5
+    assert time.monotonic() - started < GIVE_UP  # four files, each abandoned by the trickle after 0.5 s
+
+
+def test_a_bound_names_the_mirror_it_abandoned(small_dataset, tmp_path: Path, tight_bounds) -> None:
+    _, md5 = small_dataset
+    root = tmp_path / "raw"
+    with _raw_server(_trickle) as trickle, _raw_server(_endless) as endless, _raw_server(_huge) as huge:
+        with pytest.raises(UserError) as error:
+            ensure_raw_files(Source("custom", md5, (trickle, endless, huge)), root)
+    message = str(error.value)
+    assert f"{trickle}train-images-idx3-ubyte.gz: abandoned after 0.5 s" in message
+    assert f"{endless}train-images-idx3-ubyte.gz: abandoned after 2000000 bytes" in message
+    assert f"{huge}train-images-idx3-ubyte.gz: it announces 10000000000 bytes, more than the 2000000" in message
+    assert not any((root / "custom" / "raw").iterdir())  # nothing partial left behind
+
+
+# --- A custom dataset: the user's own files, in their own folder, with no mirror of their own. ---
+
+
+def test_custom_files_live_in_their_own_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
+    source = get_source("custom", {name: "0" * 32 for name in IDX_FILES})
+    assert source.raw_folder(Path("data/raw")) == Path("data/custom") and source.mirrors == ()
+
+
+def test_a_missing_custom_file_is_not_a_download_problem(small_dataset, tmp_path: Path) -> None:
+    folder, md5 = small_dataset
+    (folder / IDX_FILES[2]).unlink()
+    with pytest.raises(UserError) as error:
+        ensure_raw_files(Source("custom", md5, (), user_folder=folder), tmp_path / "raw")
+    message = str(error.value)
+    assert message.startswith(f"{folder / IDX_FILES[2]} not found: data.dataset is 'custom', so put your four files")
+    assert "download" not in message and "network" not in message
+
+
+def test_a_wrong_custom_file_points_at_data_md5(small_dataset, tmp_path: Path) -> None:
+    folder, md5 = small_dataset
+    wrong = folder / IDX_FILES[1]
+    wrong.write_bytes((folder / IDX_FILES[3]).read_bytes())
+    with pytest.raises(UserError) as error:
+        ensure_raw_files(Source("custom", md5, (), user_folder=folder), tmp_path / "raw")
+    message = str(error.value)
+    assert f"{wrong} has MD5 {md5_of(wrong)}, but data.md5 in params.yaml gives {md5[IDX_FILES[1]]}" in message
+    assert "download" not in message and "Delete it" not in message

@@ -60,14 +60,24 @@ def test_queued_sweep_runs_every_experiment(project_copy: Path) -> None:
     assert code_dims == [3, 5]
 
 
-def _check(root: Path) -> subprocess.CompletedProcess:
-    return run([sys.executable, "-m", "mnist_ae.reprocheck"], root, check=False)
+def _check(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", "mnist_ae.reprocheck", *args], root, check=False)
 
 
-def test_check_repro_passes_on_the_committed_state(project_copy: Path) -> None:
+def test_check_repro_without_force_claims_no_rerun(project_copy: Path) -> None:
     result = _check(project_copy)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "**Reproduced** within tolerance." in result.stdout and "| metrics/evaluate.json" in result.stdout
+    assert "**Consistent** with the committed state" in result.stdout and "no stage was forced" in result.stdout
+    assert "Reproduced" not in result.stdout and "| metrics/evaluate.json" in result.stdout
+
+
+def test_check_repro_force_reruns_every_stage(project_copy: Path) -> None:
+    before = {path: (project_copy / path).stat().st_mtime_ns for path in ("data/prepared/train.pt", "metrics/tsne.png")}
+    result = _check(project_copy, "--force")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert all(f"Running stage '{stage}'" in result.stdout for stage in ("prepare", "train", "evaluate", "embed"))
+    assert all((project_copy / path).stat().st_mtime_ns != mtime for path, mtime in before.items())
+    assert "**Reproduced** within tolerance: every stage was rerun" in result.stdout
 
 
 def test_check_repro_catches_a_pipeline_changed_without_a_rerun(project_copy: Path) -> None:

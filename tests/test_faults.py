@@ -4,20 +4,25 @@ nothing is lost through a DVC remote. Each runs the real commands in a copy of t
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import random
+import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from conftest import dvc, edit_params, venv_env
-from mnist_ae.checkpoint import load_checkpoint
+from matplotlib.figure import Figure
+
+from conftest import PROJECT, dvc, edit_params, git_commit, run, venv_env, write_dataset
+from mnist_ae import paths
+from mnist_ae.atomic import save_figure, save_torch, write_json
+from mnist_ae.dataset import load_split, prepare_splits
+from mnist_ae.download import md5_of
+from mnist_ae.idx import write_idx_gz
 
 pytestmark = pytest.mark.slow
 
@@ -38,6 +43,8 @@ BAD_INPUT = [
     ("evaluate", "evaluate", {"examples": [0, 600]}, "evaluate.examples [600] are outside the training split (0..599)"),
     ("embed", "embed", {"size": 601}, "embed.size is 601 but the training split has only 600 images"),
     ("embed", "embed", {"perplexity": 100.0}, "perplexity (100.0) must be less than size (100)"),
+    ("embed", "embed", {"seed": -1}, "embed.seed: Input should be greater than or equal to 0"),
+    ("train", "train", {"seed": 2**64}, "train.seed: Input should be less than or equal to 18446744073709551615"),
 ]
 if not torch.cuda.is_available():
     BAD_INPUT.append(("train", "train", {"device": "cuda"}, "train.device is 'cuda' but no such device is available"))
@@ -57,6 +64,23 @@ def test_bad_input_stops_the_stage_cleanly(project_copy: Path, stage: str, secti
         assert not (project_copy / output).exists(), f"{output} left behind"
 
 
+@pytest.mark.parametrize(("shape", "message"), [
+    ((40, 32, 32), "data/custom/t10k-images-idx3-ubyte.gz: images of 32x32 pixels; expected 28x28"),
+    ((0, 28, 28), "data/custom/t10k-images-idx3-ubyte.gz holds no images"),
+], ids=["32x32", "empty"])
+def test_unusable_custom_images_stop_prepare_cleanly(project_copy: Path, shape: tuple[int, ...], message: str) -> None:
+    custom = project_copy / paths.CUSTOM
+    write_idx_gz(custom / "t10k-images-idx3-ubyte.gz", np.zeros(shape, dtype=np.uint8))
+    write_idx_gz(custom / "t10k-labels-idx1-ubyte.gz", np.zeros(shape[0], dtype=np.uint8))
+    edit_params(project_copy, "data", md5={path.name: md5_of(path) for path in custom.glob("*.gz")})
+    result = dvc("repro", "prepare", cwd=project_copy, check=False)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and message in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (project_copy / "data/prepared").exists()
+
+
 def test_a_misspelt_key_is_caught_before_dvc_runs(project_copy: Path) -> None:
     edit_params(project_copy, "train", epoch=3)
     result = subprocess.run([sys.executable, "-m", "mnist_ae.params"], cwd=project_copy, env=venv_env(),
@@ -65,43 +89,128 @@ def test_a_misspelt_key_is_caught_before_dvc_runs(project_copy: Path) -> None:
     assert result.stderr.strip().splitlines() == ["error: params.yaml has 1 problem:", "  train.epoch: unknown key (a typo?)"]
 
 
-def _assert_train_outputs_whole(root: Path) -> None:
-    """Each train output is either absent or complete and readable: never half-written."""
-    checkpoint = root / "data/models/autoencoder.pt"
-    if checkpoint.exists():
-        load_checkpoint(checkpoint)
-    log = root / "metrics/train"
-    if log.exists():
-        summary = json.loads((log / "metrics.json").read_text())
-        for name in ("train_loss", "test_mse"):
-            lines = (log / "plots/metrics" / f"{name}.tsv").read_text().splitlines()
-            # The whole curve, one row per epoch up to the last one the summary reports.
-            assert [int(line.split("\t")[0]) for line in lines[1:]] == list(range(1, summary["step"] + 1))
-
-
 def _start_train(root: Path, stderr: int = subprocess.DEVNULL) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "stages/train.py"], cwd=root, env=venv_env(),
                             stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
 
 
-def test_sigkill_at_random_moments_leaves_no_half_written_output(project_copy: Path) -> None:
-    edit_params(project_copy, "train", epochs=300)
-    started = time.monotonic()
-    assert _start_train(project_copy).wait() == 0
-    duration = time.monotonic() - started
-    rng = random.Random(0)
-    # Kills spread over the run, with most of them in its last fifth, where the outputs are written.
-    moments = [rng.uniform(0.1, 1.0) * duration for _ in range(2)] + [rng.uniform(0.8, 1.05) * duration for _ in range(4)]
-    for moment in moments:
-        process = _start_train(project_copy)
-        time.sleep(moment)
-        process.kill()
-        process.wait()
-        _assert_train_outputs_whole(project_copy)
-    edit_params(project_copy, "train", epochs=2)
-    dvc("repro", cwd=project_copy)
-    assert "up to date" in dvc("status", cwd=project_copy).stdout
-    assert not list(project_copy.rglob(".*.tmp"))  # the rerun removed any leftovers of the kills
+# A write through ``mnist_ae.atomic`` in a child process, SIGKILLed at a chosen point: part-way
+# through writing the bytes (inside torch.save, inside the JSON or PNG writer), or with the bytes all
+# written but before the rename. Run as ``python -c KILLED_WRITE WRITER POINT TARGET [RAW_FOLDER]``.
+KILLED_WRITE = """
+import io, os, pathlib, signal, sys
+import torch
+from matplotlib.figure import Figure
+from mnist_ae import atomic, dataset
+
+writer, point, target = sys.argv[1:4]
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+class HalfThenDie:
+    # A file that lets through half of what torch.save writes, then kills the process.
+    def __init__(self, file, size):
+        self.file, self.left = file, size // 2
+    def write(self, data):
+        if len(data) >= self.left:
+            self.file.write(bytes(data[:self.left])); self.file.flush(); die()
+        self.left -= len(data)
+        return self.file.write(data)
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+if point == "mid-write":
+    real_save, real_savefig = torch.save, Figure.savefig
+    def save(obj, file):
+        buffer = io.BytesIO(); real_save(obj, buffer)
+        real_save(obj, HalfThenDie(file, len(buffer.getvalue())))
+    def write_text(path, text, **kwargs):
+        with open(path, "w", **kwargs) as file:
+            file.write(text[:len(text) // 2]); file.flush(); die()
+    def savefig(figure, fname, **kwargs):
+        buffer = io.BytesIO(); real_savefig(figure, buffer, **kwargs)
+        with open(fname, "wb") as file:
+            file.write(buffer.getvalue()[:len(buffer.getvalue()) // 2]); file.flush(); die()
+    torch.save, pathlib.Path.write_text, Figure.savefig = save, write_text, savefig
+elif point == "before-rename":
+    real_replace, renames = os.replace, [0]
+    def replace(source, destination):
+        renames[0] += 1
+        if renames[0] == (2 if writer == "prepare_splits" else 1):  # prepare: its second file, test.pt
+            die()
+        real_replace(source, destination)
+    os.replace = replace
+
+if writer == "save_torch":
+    atomic.save_torch(target, {"weights": torch.arange(100_000, dtype=torch.float32)})
+elif writer == "write_json":
+    atomic.write_json(target, {"new": list(range(1000))})
+elif writer == "save_figure":
+    figure = Figure(); figure.subplots().plot(range(100)); atomic.save_figure(target, figure)
+elif writer == "prepare_splits":
+    raw = pathlib.Path(sys.argv[4])
+    dataset.prepare_splits({name: raw / name for name in dataset.IDX_FILES}, pathlib.Path(target))
+"""
+
+
+def _old_output(writer: str, target: Path, raw_folder: Path) -> None:
+    """A complete earlier output at ``target``, written by the same code from other data."""
+    if writer == "save_torch":
+        save_torch(target, {"weights": torch.zeros(10)})
+    elif writer == "write_json":
+        write_json(target, {"old": True})
+    elif writer == "save_figure":
+        figure = Figure()
+        figure.subplots().plot([3, 1, 2])
+        save_figure(target, figure)
+    else:
+        other = write_dataset(raw_folder.parent / "other", n_train=50, n_test=10)
+        prepare_splits({name: raw_folder.parent / "other" / name for name in other}, target)
+
+
+def _snapshot(target: Path) -> dict[str, bytes]:
+    """The output's bytes by file name; a killed writer's ``.*.tmp`` leftover is no part of it."""
+    files = sorted(target.iterdir()) if target.is_dir() else [target] if target.exists() else []
+    return {path.name: path.read_bytes() for path in files if not path.name.endswith(".tmp")}
+
+
+KILLS = [(writer, point, True) for writer in ("save_torch", "write_json", "save_figure", "prepare_splits")
+         for point in ("mid-write", "before-rename")]
+KILLS += [("save_torch", "mid-write", False), ("write_json", "before-rename", False)]
+
+
+@pytest.mark.parametrize(("writer", "point", "previous"), KILLS,
+                         ids=[f"{w}-{p}-{'over-old' if old else 'new'}" for w, p, old in KILLS])
+def test_sigkill_at_chosen_points_leaves_the_previous_output(tmp_path: Path, writer: str, point: str,
+                                                             previous: bool) -> None:
+    raw = tmp_path / "raw"
+    write_dataset(raw, n_train=60, n_test=20)
+    target = tmp_path / ("prepared" if writer == "prepare_splits" else "out")
+    if previous:
+        _old_output(writer, target, raw)
+    before = _snapshot(target)
+    child = subprocess.run([sys.executable, "-c", KILLED_WRITE, writer, point, str(target), str(raw)],
+                           cwd=PROJECT, env=venv_env(), capture_output=True, text=True, timeout=300)
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    after = _snapshot(target)
+    if writer == "prepare_splits" and point == "before-rename":
+        # Killed before test.pt's rename: train.pt is the new one, whole; test.pt is still the old one.
+        assert after["test.pt"] == before["test.pt"]
+        assert load_split(target, "train").images.shape == (60, 784)
+    else:
+        assert after == before, "the killed write changed or damaged the previous output"
+
+
+def test_the_next_write_after_a_kill_removes_its_leftover(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    child = subprocess.Popen([sys.executable, "-c", KILLED_WRITE, "save_torch", "mid-write", str(target)],
+                             cwd=PROJECT, env=venv_env(), stderr=subprocess.PIPE, text=True)
+    assert child.wait(timeout=300) == -signal.SIGKILL, child.stderr.read()
+    assert [path.name for path in tmp_path.iterdir()] == [f".out.{child.pid}.tmp"]  # a dead writer's half file
+    save_torch(target, {"weights": torch.ones(3)})
+    assert [path.name for path in tmp_path.iterdir()] == ["out"]
+    assert torch.equal(torch.load(target, weights_only=True)["weights"], torch.ones(3))
 
 
 def test_ctrl_c_stops_with_a_short_message(project_copy: Path) -> None:
@@ -132,4 +241,20 @@ def test_push_delete_pull_restores_every_output(project_copy: Path, tmp_path: Pa
         subprocess.run(["rm", "-rf", str(project_copy / folder)], check=True)
     dvc("pull", cwd=project_copy)
     assert _digests(project_copy) == before
+    assert "up to date" in dvc("status", cwd=project_copy).stdout
+
+
+def test_checking_out_another_commit_keeps_the_users_own_data(project_copy: Path) -> None:
+    custom = project_copy / paths.CUSTOM
+    before = {path.name: path.read_bytes() for path in custom.iterdir()}
+    # Another commit whose prepare stage recorded other raw files, as a run on MNIST would.
+    shutil.rmtree(project_copy / "data/raw")
+    (project_copy / "data/raw/MNIST/raw").mkdir(parents=True)
+    (project_copy / "data/raw/MNIST/raw/train-images-idx3-ubyte.gz").write_bytes(b"a stand-in")
+    dvc("commit", "--force", "prepare", cwd=project_copy)
+    git_commit(project_copy, "other raw files")
+    for revision in ("HEAD~1", "HEAD", "HEAD~1"):
+        run(["git", "checkout", revision, "--", "."], project_copy)
+        dvc("checkout", cwd=project_copy)
+        assert {path.name: path.read_bytes() for path in custom.iterdir()} == before, revision
     assert "up to date" in dvc("status", cwd=project_copy).stdout

@@ -1,10 +1,14 @@
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 import yaml
+from sklearn.utils import check_random_state
 
 from mnist_ae.errors import UserError
-from mnist_ae.params import load_params
+from mnist_ae.params import MAX_EMBED_SEED, MAX_TRAIN_SEED, load_params
+from mnist_ae.sources import IDX_FILES
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -45,11 +49,22 @@ def test_a_missing_key_is_reported(tmp_path: Path) -> None:
         ({"train": {"device": "tpu"}}, "train.device: Input should be 'auto', 'cpu', 'cuda' or 'mps'"),
         ({"data": {"dataset": "CIFAR10"}}, "unknown dataset 'CIFAR10'"),
         ({"data": {"dataset": "custom"}}, "dataset 'custom' needs an md5"),
-        ({"data": {"md5": {"a": "b"}}}, "md5 is only for dataset 'custom'"),
+        ({"data": {"md5": {"a": "0" * 32}}}, "md5 is only for dataset 'custom'"),
+        ({"data": {"dataset": "custom", "md5": {"data/custom/train-images-idx3-ubyte.gz": "0" * 32}}},
+         "data.md5: 'data/custom/train-images-idx3-ubyte.gz' looks like a path; use the bare file name "
+         "'train-images-idx3-ubyte.gz' as the key"),
+        ({"data": {"dataset": "custom", "md5": {"*train-images-idx3-ubyte.gz": "0" * 32}}},
+         "use the bare file name 'train-images-idx3-ubyte.gz'"),
+        ({"data": {"dataset": "custom", "md5": {"train-images-idx3-ubyte.gz": "123"}}},
+         "data.md5: train-images-idx3-ubyte.gz: '123' is not an MD5 (32 hexadecimal digits)"),
         ({"embed": {"size": 10, "perplexity": 10}}, "perplexity (10.0) must be less than size (10)"),
         ({"embed": {"size": 4, "perplexity": 2}}, "embed.size: Input should be greater than or equal to 5"),
         ({"embed": {"size": 20, "perplexity": 5, "neighbors": 17}}, "neighbors (17) must be at most 16"),
         ({"train": {"nproc": 0}}, "train.nproc: Input should be greater than or equal to 1"),
+        ({"train": {"seed": -1}}, "train.seed: Input should be greater than or equal to 0"),
+        ({"train": {"seed": 2**64}}, "train.seed: Input should be less than or equal to 18446744073709551615"),
+        ({"embed": {"seed": -1}}, "embed.seed: Input should be greater than or equal to 0"),
+        ({"embed": {"seed": 2**32}}, "embed.seed: Input should be less than or equal to 4294967295"),
     ],
 )
 def test_bad_params_are_named(tmp_path: Path, data: dict, message: str) -> None:
@@ -93,3 +108,26 @@ def test_hidden_is_a_list_of_positive_widths(tmp_path: Path, hidden: object, mes
 def test_precision_is_fp32_or_bf16(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="train.precision: Input should be 'fp32' or 'bf16'"):
         load_params(write(tmp_path, {"train": {"precision": "fp16"}}))
+
+
+def test_seed_bounds_are_what_the_libraries_take(tmp_path: Path) -> None:
+    params = load_params(write(tmp_path, {"train": {"seed": MAX_TRAIN_SEED}, "embed": {"seed": MAX_EMBED_SEED}}))
+    # The largest seeds params.yaml accepts work where each is used...
+    torch.manual_seed(params.train.seed)
+    torch.Generator().manual_seed(params.train.seed)
+    np.random.default_rng(params.embed.seed)
+    check_random_state(params.embed.seed)  # t-SNE's random_state, in scikit-learn and openTSNE
+    # ...and one more would not: the bounds are the libraries' own, not narrower.
+    with pytest.raises((ValueError, RuntimeError, OverflowError)):
+        torch.manual_seed(MAX_TRAIN_SEED + 1)
+    with pytest.raises(ValueError):
+        check_random_state(MAX_EMBED_SEED + 1)
+    with pytest.raises(ValueError):
+        np.random.default_rng(-1)
+
+
+def test_custom_md5s_in_upper_case_are_accepted(tmp_path: Path) -> None:
+    md5 = {name: f"{index:x}" * 32 for index, name in enumerate(IDX_FILES, start=10)}  # "aaa…", "bbb…"
+    params = load_params(write(tmp_path, {"data": {"dataset": "custom",
+                                                   "md5": {name: value.upper() for name, value in md5.items()}}}))
+    assert params.data.md5 == md5

@@ -16,11 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import dvc
+from conftest import dvc, skip_or_fail
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Debian's and Ubuntu's names, then Google Chrome's (GitHub's runners have it): the same headless mode.
+CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome",
+                                                "google-chrome-stable"))), None)
 VEGA_PACKAGES = {"vega@5.20.2": "vega.min.js", "vega-lite@5.2.0": "vega-lite.min.js",
                  "vega-embed@6.18.2": "vega-embed.min.js"}  # the releases DVC's own page names
 
@@ -54,14 +56,14 @@ TEMPLATE = """<!DOCTYPE html>
 @pytest.fixture(scope="session")
 def vega_scripts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if CHROMIUM is None:
-        pytest.skip("Chromium is not installed (Debian: apt-get install chromium)")
+        skip_or_fail("Chromium is not installed (Debian: apt-get install chromium)")
     npm = shutil.which("npm")
     if npm is None:
-        pytest.skip("npm is not installed, so vega cannot be fetched for an offline page")
+        skip_or_fail("npm is not installed, so vega cannot be fetched for an offline page")
     folder = tmp_path_factory.mktemp("vega")
     result = subprocess.run([npm, "pack", *VEGA_PACKAGES], cwd=folder, capture_output=True, text=True)
     if result.returncode != 0:
-        pytest.skip(f"npm could not fetch vega: {result.stderr.strip().splitlines()[-1:]}")
+        skip_or_fail(f"npm could not fetch vega: {result.stderr.strip().splitlines()[-1:]}")
     for archive in folder.glob("*.tgz"):
         with tarfile.open(archive) as tar:
             for name in VEGA_PACKAGES.values():

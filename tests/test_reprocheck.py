@@ -46,3 +46,11 @@ def test_metric_drift_uses_per_metric_tolerances() -> None:
     diff["metrics/evaluate.json"]["test_mse"]["new"] = 0.0125
     diff["metrics/embed.json"]["knn_accuracy_tsne"]["new"] = 0.95
     assert len(metric_drift(diff)) == 2
+
+
+def test_drift_lines_are_sorted_and_leave_out_the_epoch_counter() -> None:
+    diff = {"metrics/train/metrics.json": {"train_loss": {"old": 0.01, "new": 0.5}, "step": {"old": 5, "new": 3}},
+            "metrics/evaluate.json": {"train_mse": {"old": 0.01, "new": 0.5}, "test_mse": {"old": 0.01, "new": None}}}
+    problems = metric_drift(diff)
+    assert problems == sorted(problems) and len(problems) == 3
+    assert not any(": step is" in problem for problem in problems)

@@ -2,6 +2,8 @@
 
 Every output goes to a temporary file in the same folder and is renamed into place once complete:
 a rename within one file system is atomic, so a killed stage leaves either the old file or none.
+The temporary file is flushed to disk (fsync) before the rename and the folder after it, so a power
+cut right after a stage cannot leave the new name pointing at data that never reached the disk.
 """
 
 from __future__ import annotations
@@ -17,17 +19,54 @@ from typing import Any
 import torch
 
 
+def _pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs here (signal 0 checks without sending anything)."""
+    if pid <= 0:  # 0 and negative ids name process groups to os.kill, never one writer
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, but belongs to another user
+        return True
+    except (OSError, OverflowError):  # not a valid process id at all: nobody's
+        return False
+    return True
+
+
+def _writer_pid(final: Path, leftover: Path) -> int | None:
+    """The PID in ``.NAME.PID.tmp`` (or ``.NAME.PID.<more>.tmp``); None if the name holds none."""
+    middle = leftover.name[len(f".{final.name}."):-len(".tmp")]
+    pid = middle.split(".")[0]
+    return int(pid) if pid.isdigit() else None
+
+
 def temporary_sibling(final: Path) -> Path:
     """A hidden name beside ``final`` for this process to write to (git and DVC ignore ``.*.tmp``).
 
-    A process killed mid-write (SIGKILL) cannot clean up: leftovers of earlier writes to ``final``,
-    files or folders, are removed here first.
+    A process killed mid-write (SIGKILL) cannot clean up, so leftovers of earlier writes to
+    ``final``, files or folders, are removed here first; but only those whose writer (the PID in
+    the name) is gone: another process still writing the same output keeps its temporary file.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
     for stale in final.parent.glob(f".{final.name}.*.tmp"):
+        pid = _writer_pid(final, stale)
+        if pid is None or (pid != os.getpid() and _pid_alive(pid)):
+            continue
         shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
     # Unique to this process (not mkstemp, whose 0600 mode would stick to the output).
     return final.with_name(f".{final.name}.{os.getpid()}.tmp")
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file's data, or a folder's entries, to disk (folders: POSIX only, Windows cannot)."""
+    if path.is_dir() and os.name != "posix":
+        return
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 @contextmanager
@@ -37,7 +76,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = temporary_sibling(final)
     try:
         yield tmp
+        fsync_path(tmp)  # the data on disk before the name points at it
         os.replace(tmp, final)
+        fsync_path(final.parent)  # and the rename itself
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -18,6 +18,7 @@ from .idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx_gz
 from .sources import IDX_FILES
 
 SPLIT_FILES = {"train": IDX_FILES[0:2], "test": IDX_FILES[2:4]}  # (images, labels) of each split
+IMAGE_SHAPE = (28, 28)  # the model's 784 inputs and the figures' layout assume MNIST's size
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,13 @@ def split_from_idx(images_path: Path, labels_path: Path) -> Split:
     """Parse one split's image and label files and check that they belong together."""
     images = read_idx_gz(images_path, IMAGES_MAGIC)
     labels = read_idx_gz(labels_path, LABELS_MAGIC)
+    # Checked here, where the file can be named: later a wrong size would fail deep inside training.
+    if images.shape[1:] != IMAGE_SHAPE:
+        raise UserError(f"{images_path}: images of {'x'.join(map(str, images.shape[1:]))} pixels; "
+                        f"expected {'x'.join(map(str, IMAGE_SHAPE))} (an IDX shape of (N, {', '.join(map(str, IMAGE_SHAPE))}))")
+    if len(images) == 0:
+        raise UserError(f"{images_path} holds no images (shape {images.shape}); a split needs at least one "
+                        f"{'x'.join(map(str, IMAGE_SHAPE))} image")
     if len(images) != len(labels):
         raise UserError(f"{images_path} has {len(images)} images but {labels_path} has {len(labels)} labels")
     if labels.size and labels.max() > 9:
@@ -43,11 +51,11 @@ def split_from_idx(images_path: Path, labels_path: Path) -> Split:
 
 def prepare_splits(raw_paths: dict[str, Path], out_dir: Path) -> dict[str, Split]:
     """Write ``<out_dir>/{train,test}.pt`` from the raw files; returns the splits written."""
-    splits = {}
-    for name, (images_file, labels_file) in SPLIT_FILES.items():
-        split = split_from_idx(raw_paths[images_file], raw_paths[labels_file])
+    # Every split is parsed and checked before any is written: a bad test split leaves no new train.pt.
+    splits = {name: split_from_idx(raw_paths[images_file], raw_paths[labels_file])
+              for name, (images_file, labels_file) in SPLIT_FILES.items()}
+    for name, split in splits.items():
         save_torch(out_dir / f"{name}.pt", {"images": split.images, "labels": split.labels})
-        splits[name] = split
     return splits
 
 

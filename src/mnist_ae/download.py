@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import time
 import urllib.request
 from pathlib import Path
 
@@ -22,7 +23,12 @@ from .atomic import atomic_path
 from .errors import UserError
 from .sources import MIRROR_ENV, Source
 
-TIMEOUT_SECONDS = 30
+TIMEOUT_SECONDS = 30  # a mirror silent this long is skipped
+# A mirror that keeps sending, however slowly, is abandoned past either bound. The largest file of
+# the datasets offered is Fashion-MNIST's training images, 26 MB (MNIST's: 9.9 MB; KMNIST's: 18 MB),
+# and at 1 MB/s it comes within 30 s: these bounds leave room for slow links and larger custom files.
+MAX_BYTES = 100 * 2**20
+MAX_SECONDS = 5 * 60  # for one file, from the request to its last byte
 
 
 def md5_of(path: Path) -> str:
@@ -34,18 +40,32 @@ def md5_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+class _Abandoned(Exception):
+    """A mirror's file failed its MD5 check or went past a bound: drop it, try the next mirror."""
+
+
 def _fetch(url: str, destination: Path) -> None:
+    """Copy ``url`` to ``destination``, within ``MAX_BYTES`` and ``MAX_SECONDS``.
+
+    ``read1`` returns what has arrived instead of waiting for a full chunk, so a mirror that trickles
+    a byte at a time is measured against the clock at every byte, not once per 64 KiB.
+    """
+    deadline = time.monotonic() + MAX_SECONDS
     request = urllib.request.Request(url, headers={"User-Agent": "mnist-ae"})
     with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response, open(destination, "wb") as out:
         total = int(response.headers.get("Content-Length") or 0) or None
+        if total is not None and total > MAX_BYTES:
+            raise _Abandoned(f"it announces {total} bytes, more than the {MAX_BYTES} accepted")
+        received = 0
         with tqdm(total=total, unit="B", unit_scale=True, desc=Path(url).name, leave=False) as bar:
-            while chunk := response.read(1 << 16):
+            while chunk := response.read1(1 << 16):
+                received += len(chunk)
+                if received > MAX_BYTES:
+                    raise _Abandoned(f"abandoned after {MAX_BYTES} bytes, more than any file it should send")
+                if time.monotonic() > deadline:
+                    raise _Abandoned(f"abandoned after {MAX_SECONDS} s, with {received} bytes received")
                 out.write(chunk)
                 bar.update(len(chunk))
-
-
-class _WrongFile(Exception):
-    """A mirror's file failed its MD5 check: abandon the temporary file, try the next mirror."""
 
 
 def _download(source: Source, filename: str, target: Path) -> None:
@@ -58,14 +78,34 @@ def _download(source: Source, filename: str, target: Path) -> None:
                 _fetch(url, tmp)
                 actual = md5_of(tmp)
                 if actual != source.md5[filename]:
-                    raise _WrongFile(f"MD5 {actual}, expected {source.md5[filename]}")
+                    raise _Abandoned(f"MD5 {actual}, expected {source.md5[filename]}")
             return
-        except (OSError, http.client.HTTPException, ValueError, _WrongFile) as error:  # URLError is an OSError
+        except (OSError, http.client.HTTPException, ValueError, _Abandoned) as error:  # URLError is an OSError
             failures.append(f"{url}: {getattr(error, 'reason', error)}")
-    raise UserError(
-        f"could not download {filename} ({'; '.join(failures) or 'no mirror to try'}). "
-        f"Without network, put the four files ({', '.join(source.md5)}) in {target.parent}/ by hand, "
-        f"or point {MIRROR_ENV} at a folder or URL that has them."
+    fix = (f"put the four files ({', '.join(source.md5)}) in {target.parent}/ by hand, "
+           f"or point {MIRROR_ENV} at a folder or URL that has them.")
+    # The user's own files have no mirror but theirs: "without network" would suggest there is one.
+    fix = f"Without network, {fix}" if source.user_folder is None else fix[0].upper() + fix[1:]
+    raise UserError(f"could not download {filename} ({'; '.join(failures) or 'no mirror to try'}). {fix}")
+
+
+def _missing_user_file(source: Source, path: Path) -> UserError:
+    """The user's own file is not there, and there is no mirror: nothing to download from."""
+    return UserError(
+        f"{path} not found: data.dataset is {source.name!r}, so put your four files ({', '.join(source.md5)}) "
+        f"in {path.parent}/ (or point {MIRROR_ENV} at a folder or URL that has them)."
+    )
+
+
+def _wrong_file(source: Source, path: Path, actual: str, expected: str) -> UserError:
+    if source.user_folder is not None:  # the user's own file: no original to download again
+        return UserError(
+            f"{path} has MD5 {actual}, but data.md5 in params.yaml gives {expected}: the file is damaged or not "
+            f"the one listed. Put back the right file, or, if this one is right, give its MD5 in data.md5."
+        )
+    return UserError(
+        f"{path} has MD5 {actual}, expected {expected}: the file is corrupt or from another dataset. "
+        f"Delete it and run again to download it afresh, or replace it with the original file."
     )
 
 
@@ -79,11 +119,10 @@ def ensure_raw_files(source: Source, root: Path) -> dict[str, Path]:
     for filename, expected in source.md5.items():
         path = folder / filename
         if not path.exists():
+            if source.user_folder is not None and not source.mirrors:
+                raise _missing_user_file(source, path)
             _download(source, filename, path)  # checks the MD5 before the file is put in place
         elif (actual := md5_of(path)) != expected:
-            raise UserError(
-                f"{path} has MD5 {actual}, expected {expected}: the file is corrupt or from another dataset. "
-                f"Delete it and run again to download it afresh, or replace it with the original file."
-            )
+            raise _wrong_file(source, path, actual, expected)
         paths[filename] = path
     return paths

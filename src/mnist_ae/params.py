@@ -7,6 +7,7 @@ are refused), so a user fixes the file in one go instead of one error per run.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -17,6 +18,11 @@ from .errors import UserError
 from .sources import IDX_FILES, TORCHVISION_DATASETS
 
 CV_FOLDS = 5  # folds of the cross-validated k-NN accuracy of the embed stage
+# The seeds the libraries take, checked with them (tests/test_params.py): torch.manual_seed takes an
+# unsigned 64-bit integer; t-SNE's random_state (scikit-learn's and openTSNE's) a 32-bit one.
+# numpy's default_rng takes any integer >= 0. Beyond these a stage would die with a traceback.
+MAX_TRAIN_SEED = 2**64 - 1
+MAX_EMBED_SEED = 2**32 - 1
 
 
 class _Strict(BaseModel):
@@ -28,6 +34,19 @@ class _Strict(BaseModel):
 class DataParams(_Strict):
     dataset: str
     md5: dict[str, str]
+
+    @field_validator("md5")
+    @classmethod
+    def _bare_names_and_lower_case(cls, md5: dict[str, str]) -> dict[str, str]:
+        """Accept either case (some tools print MD5s in upper case); refuse a path as a key, as
+        ``md5sum`` prints one (``*`` in front in binary mode), since files are looked up by bare name."""
+        for name, checksum in md5.items():
+            if "/" in name or "\\" in name or name.startswith("*"):
+                bare = name.replace("\\", "/").rsplit("/", 1)[-1].lstrip("*")
+                raise ValueError(f"{name!r} looks like a path; use the bare file name {bare!r} as the key")
+            if not re.fullmatch(r"[0-9a-fA-F]{32}", checksum):
+                raise ValueError(f"{name}: {checksum!r} is not an MD5 (32 hexadecimal digits)")
+        return {name: checksum.lower() for name, checksum in md5.items()}
 
     @model_validator(mode="after")
     def _dataset_and_checksums_agree(self) -> DataParams:
@@ -56,7 +75,7 @@ class ModelParams(_Strict):
 
 
 class TrainParams(_Strict):
-    seed: int
+    seed: int = Field(ge=0, le=MAX_TRAIN_SEED)
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     lr: float = Field(gt=0)
@@ -71,7 +90,7 @@ class EvaluateParams(_Strict):
 
 class EmbedParams(_Strict):
     size: int = Field(ge=CV_FOLDS)
-    seed: int
+    seed: int = Field(ge=0, le=MAX_EMBED_SEED)
     perplexity: float = Field(gt=0)
     method: Literal["opentsne", "sklearn"]
     neighbors: int = Field(ge=1)

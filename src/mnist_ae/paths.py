@@ -5,7 +5,10 @@
 
 from pathlib import Path
 
-RAW = Path("data/raw")
+RAW = Path("data/raw")  # downloads, an output of the prepare stage
+# A custom dataset's four files: an input the user owns, in no stage's outputs, so that no DVC
+# command (checkout, repro) ever deletes it. dvc.yaml lists it as a dependency of the prepare stage.
+CUSTOM = Path("data/custom")
 PREPARED = Path("data/prepared")
 CHECKPOINT = Path("data/models/autoencoder.pt")
 METRICS = Path("metrics")

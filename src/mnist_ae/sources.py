@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import paths
+
 # The four files of every MNIST-format dataset, in torchvision's order: train images, train labels,
 # test images, test labels.
 IDX_FILES = (
@@ -32,10 +34,13 @@ class Source:
     name: str
     md5: dict[str, str]
     mirrors: tuple[str, ...]
+    # The user's own files live here, not under the download root; None: a downloadable dataset.
+    user_folder: Path | None = None
 
     def raw_folder(self, root: Path) -> Path:
-        """torchvision's layout (``<root>/<name>/raw``), so a folder it downloaded can be reused."""
-        return root / self.name / "raw"
+        """The user's folder, or torchvision's layout (``<root>/<name>/raw``) so that a folder it
+        downloaded can be reused."""
+        return self.user_folder if self.user_folder is not None else root / self.name / "raw"
 
 
 def _env_mirrors() -> tuple[str, ...]:
@@ -48,9 +53,10 @@ def _env_mirrors() -> tuple[str, ...]:
 
 
 def get_source(name: str, custom_md5: dict[str, str] | None = None) -> Source:
-    """The source of dataset ``name``; ``custom`` is the user's own IDX files with their own MD5s."""
+    """The source of dataset ``name``; ``custom`` is the user's own IDX files in ``data/custom/``,
+    with their own MD5s, and no mirror but ``MNIST_AE_MIRROR``."""
     if name == "custom":
-        return Source(name, dict(custom_md5 or {}), _env_mirrors())
+        return Source(name, dict(custom_md5 or {}), _env_mirrors(), user_folder=paths.CUSTOM)
     from torchvision import datasets  # imported here: it takes a second, and only prepare needs it
 
     dataset_class = getattr(datasets, name)
