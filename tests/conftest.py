@@ -68,7 +68,7 @@ def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProces
 def small_params(md5: dict[str, str]) -> dict:
     """The project's params, shrunk to the small dataset so a whole `dvc repro` takes seconds."""
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
-    params["data"] = {"dataset": "custom", "md5": md5}
+    params["data"] = {"dataset": "custom", "md5": md5, "classes": []}
     params["model"] = {"hidden": 32, "code_dim": 4}
     params["train"].update(epochs=2, batch_size=16)
     params["evaluate"]["examples"] = [0, 5, 10]
@@ -98,7 +98,8 @@ def built_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "params.yaml").write_text(yaml.safe_dump(small_params(md5), sort_keys=False))
     run(["git", "init", "-q"], root)
     dvc("init", "-q", cwd=root)
-    dvc("config", "core.analytics", "false", cwd=root)
+    shutil.copy(PROJECT / ".dvc" / "config", root / ".dvc" / "config")  # the offline plots page, no analytics
+    shutil.copytree(PROJECT / ".dvc" / "plots", root / ".dvc" / "plots")  # custom plot templates
     git_commit(root, "the project, before its first run")  # as in a clone: dvclive and `dvc exp` need a commit
     dvc("repro", cwd=root)
     git_commit(root, "first run")

@@ -5,8 +5,10 @@ import yaml
 
 from mnist_ae.errors import UserError
 from mnist_ae.params import load_params
+from mnist_ae.sources import IDX_FILES
 
 PROJECT = Path(__file__).resolve().parents[1]
+CUSTOM_MD5 = {name: "0" * 32 for name in IDX_FILES}
 
 
 def write(tmp_path: Path, changes: dict) -> Path:
@@ -49,6 +51,9 @@ def test_a_missing_key_is_reported(tmp_path: Path) -> None:
         ({"embed": {"size": 4, "perplexity": 2}}, "embed.size: Input should be greater than or equal to 5"),
         ({"embed": {"size": 20, "perplexity": 5, "neighbors": 17}}, "neighbors (17) must be at most 16"),
         ({"train": {"nproc": 0}}, "train.nproc: Input should be greater than or equal to 1"),
+        ({"data": {"classes": list("abcdefghij")}}, "classes is only for dataset 'custom'"),
+        ({"data": {"dataset": "custom", "md5": CUSTOM_MD5, "classes": ["a", "b"]}}, "classes must be 10 distinct"),
+        ({"data": {"dataset": "custom", "md5": CUSTOM_MD5, "classes": ["a"] * 10}}, "classes must be 10 distinct"),
     ],
 )
 def test_bad_params_are_named(tmp_path: Path, data: dict, message: str) -> None:
@@ -71,3 +76,13 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
     (tmp_path / "params.yaml").write_text("train: [unclosed")
     with pytest.raises(UserError, match="not valid YAML"):
         load_params(tmp_path / "params.yaml")
+
+
+@pytest.mark.parametrize("classes", [None, [], list("abcdefghij")])
+def test_custom_class_names_are_optional(tmp_path: Path, classes: list[str] | None) -> None:
+    data = {"dataset": "custom", "md5": CUSTOM_MD5} | ({} if classes is None else {"classes": classes})
+    path = write(tmp_path, {})
+    params = yaml.safe_load(path.read_text())
+    params["data"] = data
+    path.write_text(yaml.safe_dump(params))
+    assert load_params(path).data.classes == (classes or [])
