@@ -18,7 +18,7 @@ from .dataset import load_split
 from .device import select_device
 from .distributed import Rank, launched_by_torchrun, process_group, relaunch_with_torchrun
 from .errors import UserError
-from .evaluate import per_sample_mse
+from .evaluate import check_learned, per_sample_mse
 from .live import live_log
 from .model import AutoEncoder, ModelConfig
 from .params import Params
@@ -64,4 +64,5 @@ def train_on_rank(params: Params, rank: Rank) -> None:
                   f"{time.perf_counter() - started:.1f} s; loss per epoch: " + ", ".join(f"{x:.4f}" for x in history))
             metadata = {"dataset": params.data.dataset, "train": params.train.model_dump(),
                         "loss_per_epoch": history, "torch": str(torch.__version__)}
+            check_learned(model, train.images)  # a dead network is an error, not a model
             save_checkpoint(paths.CHECKPOINT, model, metadata)

@@ -1,0 +1,45 @@
+"""The experiment loop around the pipeline, run for real on the small project: the registered model
+comes back through `dvc artifacts get`, and a network that learned nothing is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import dvc, edit_params, git_commit, run
+from mnist_ae.checkpoint import load_checkpoint
+
+pytestmark = pytest.mark.slow
+
+
+def test_artifacts_get_downloads_the_registered_model(project_copy: Path, tmp_path: Path) -> None:
+    dvc("remote", "add", "-d", "storage", str(tmp_path / "remote"), cwd=project_copy)
+    git_commit(project_copy, "a DVC remote for everyone")
+    dvc("push", cwd=project_copy)
+    # A registered version is a git tag in GTO's format, as `gto register autoencoder` makes it.
+    run(["git", "-c", "user.name=tests", "-c", "user.email=tests@example.invalid", "tag", "-a", "autoencoder@v1.0.0",
+         "-m", "Registering artifact autoencoder version v1.0.0"], project_copy)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(project_copy), str(clone)], tmp_path)
+    assert not (clone / "data/models/autoencoder.pt").exists()
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    dvc("artifacts", "get", str(clone), "autoencoder", "-o", "model.pt", cwd=elsewhere)  # the latest version
+    dvc("artifacts", "get", str(clone), "autoencoder", "--rev", "v1.0.0", "-o", "v1.pt", cwd=elsewhere)
+    downloaded = elsewhere / "model.pt"
+    assert downloaded.read_bytes() == (project_copy / "data/models/autoencoder.pt").read_bytes()
+    assert (elsewhere / "v1.pt").read_bytes() == downloaded.read_bytes()
+    model, metadata = load_checkpoint(downloaded)
+    assert model.config.code_dim == 4 and len(metadata["loss_per_epoch"]) == 2
+
+
+def test_a_network_that_learned_nothing_is_not_saved(project_copy: Path) -> None:
+    edit_params(project_copy, "train", lr=10.0)  # kills every unit: the loss stays flat, no NaN
+    result = dvc("repro", "train", cwd=project_copy, check=False)
+    assert result.returncode != 0 and "exited with 2" in result.stderr
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert "training learned nothing: the model's MSE on the training split" in error
+    assert error.endswith("mean image; lower train.lr"), error
+    assert not (project_copy / "data/models").exists()
