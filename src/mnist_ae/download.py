@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from .atomic import atomic_path
 from .errors import UserError
+from .rawfiles import find_verified
 from .sources import MIRROR_ENV, Source
 
 TIMEOUT_SECONDS = 30
@@ -76,14 +77,10 @@ def ensure_raw_files(source: Source, root: Path) -> dict[str, Path]:
     """
     folder = source.raw_folder(root)
     paths = {}
-    for filename, expected in source.md5.items():
-        path = folder / filename
-        if not path.exists():
+    for filename in source.md5:
+        path = find_verified(folder, filename, source)  # as is, uncompressed or recompressed; checked
+        if path is None:
+            path = folder / filename
             _download(source, filename, path)  # checks the MD5 before the file is put in place
-        elif (actual := md5_of(path)) != expected:
-            raise UserError(
-                f"{path} has MD5 {actual}, expected {expected}: the file is corrupt or from another dataset. "
-                f"Delete it and run again to download it afresh, or replace it with the original file."
-            )
         paths[filename] = path
     return paths
