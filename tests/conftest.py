@@ -89,7 +89,7 @@ def built_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     after one full `dvc repro`. Tests that change it work on a copy (``project_copy``)."""
     root = tmp_path_factory.mktemp("built") / "project"
     root.mkdir()
-    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore", "requirements.lock"):
         shutil.copy(PROJECT / name, root / name)
     for name in ("stages", "src"):
         shutil.copytree(PROJECT / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
