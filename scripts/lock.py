@@ -19,11 +19,17 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+# torch's CUDA runtime: torch's own metadata pins these (most with ==) where its CUDA build is
+# installed, and leaving them out lets a CPU-only machine put torch's CPU build (same version,
+# `2.14.1+cpu` satisfies `torch==2.14.1`) in first without pulling several GB it would not use.
+GPU_RUNTIME = ("nvidia-", "cuda-", "triton")  # the names of torch's own requirements left out
+
 HEADER = """\
 # {what}: `pip freeze` of the environment that produced the committed dvc.lock and metrics/,
 # kept to the packages {scope} needs (scripts/lock.py writes it). Frozen, not resolved:
 # a resolver such as pip-compile picks the newest releases pyproject.toml's ranges allow on the day it
-# runs (torch among them), not the ones behind the results. `make install` installs it.
+# runs (torch among them), not the ones behind the results. torch's CUDA runtime (nvidia-*, cuda-*,
+# triton) is left to torch's own pins. `make install` installs it.
 """
 
 
@@ -43,6 +49,8 @@ def closure(requirements: list[str]) -> set[str]:
         found.add(key)
         for text in dist.requires or []:
             needed = Requirement(text)
+            if name == "torch" and canonicalize_name(needed.name).startswith(GPU_RUNTIME):
+                continue
             for asked in requirement.extras or {""}:
                 pending.append((needed, asked))
     return {key.split("[")[0] for key in found}
