@@ -1,8 +1,11 @@
 """The experiment loop around the pipeline, run for real on the small project: the registered model
-comes back through `dvc artifacts get`, and a network that learned nothing is refused."""
+comes back through `dvc artifacts get`, a network that learned nothing is refused, and a library
+upgrade is seen by DVC and by the reproduction check."""
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,3 +46,15 @@ def test_a_network_that_learned_nothing_is_not_saved(project_copy: Path) -> None
     assert "training learned nothing: the model's MSE on the training split" in error
     assert error.endswith("mean image; lower train.lr"), error
     assert not (project_copy / "data/models").exists()
+
+
+def test_a_library_upgrade_shows_in_status_and_fails_the_reproduction_check(project_copy: Path) -> None:
+    lock = project_copy / "requirements.lock"
+    lock.write_text(lock.read_text().replace("\ntorch==", "\ntorch==9.9.9 # was ", 1))  # as after an upgrade
+    stale = set(json.loads(dvc("status", "--json", cwd=project_copy).stdout))
+    assert stale == {"prepare", "train", "evaluate", "embed"}
+    git_commit(project_copy, "an upgrade, committed without a rerun")
+    dvc("repro", cwd=project_copy)
+    result = run([sys.executable, "-m", "mnist_ae.reprocheck"], project_copy, check=False)
+    assert result.returncode == 1
+    assert "stage 'train' ran on other code, data or params than the committed dvc.lock" in result.stdout
