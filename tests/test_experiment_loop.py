@@ -5,12 +5,14 @@ upgrade is seen by DVC and by the reproduction check."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from conftest import dvc, edit_params, git_commit, run
+from conftest import dvc, edit_params, git_commit, run, venv_env
 from mnist_ae.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow
@@ -58,3 +60,22 @@ def test_a_library_upgrade_shows_in_status_and_fails_the_reproduction_check(proj
     result = run([sys.executable, "-m", "mnist_ae.reprocheck"], project_copy, check=False)
     assert result.returncode == 1
     assert "stage 'train' ran on other code, data or params than the committed dvc.lock" in result.stdout
+
+
+def test_the_training_log_grows_while_the_stage_runs(project_copy: Path) -> None:
+    edit_params(project_copy, "train", epochs=100_000)
+    curve = project_copy / "metrics/train/plots/metrics/train_loss.tsv"
+    process = subprocess.Popen([sys.executable, "stages/train.py"], cwd=project_copy, env=venv_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        rows = 0
+        while rows < 3 and time.monotonic() < deadline:  # read by another process, as VS Code or Studio do
+            time.sleep(0.2)
+            rows = len(curve.read_text().splitlines()) - 1 if curve.exists() else 0
+        assert process.poll() is None and rows >= 3, f"{rows} epochs logged while training ran"
+        summary = json.loads((project_copy / "metrics/train/metrics.json").read_text())
+        assert summary["step"] >= 2
+    finally:
+        process.kill()
+        process.wait()
