@@ -4,15 +4,21 @@ PYTHON ?= python3
 # DVC runs each stage's `python ...` through the shell: put the venv first on PATH so it is ours.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install repro check-repro test test-fast bench clean
+.PHONY: install lock repro check-repro test test-fast bench clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# The exact versions behind the committed results (requirements.lock, written by scripts/lock.py),
+# then the project itself without resolving anything again.
+$(VENV)/.installed: pyproject.toml requirements.lock requirements-dev.lock
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --upgrade --quiet pip
-	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	$(VENV)/bin/python -m pip install --quiet -r requirements.lock -r requirements-dev.lock
+	$(VENV)/bin/python -m pip install --quiet --no-deps -e .
 	touch $@
+
+lock: install  ## rewrite requirements.lock and requirements-dev.lock from this venv (after an upgrade)
+	python scripts/lock.py
 
 repro: install  ## check params.yaml, download (or verify) MNIST, run every stage that is out of date
 	python -m mnist_ae.params params.yaml

@@ -83,7 +83,7 @@ def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProces
 def small_params(md5: dict[str, str]) -> dict:
     """The project's params, shrunk to the small dataset so a whole `dvc repro` takes seconds."""
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
-    params["data"] = {"dataset": "custom", "md5": md5}
+    params["data"] = {"dataset": "custom", "md5": md5, "classes": []}
     params["model"] = {"hidden": [32], "code_dim": 4}
     params["train"].update(epochs=2, batch_size=16)
     params["evaluate"]["examples"] = [0, 5, 10]
@@ -104,7 +104,7 @@ def built_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     after one full `dvc repro`. Tests that change it work on a copy (``project_copy``)."""
     root = tmp_path_factory.mktemp("built") / "project"
     root.mkdir()
-    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore", "requirements.lock"):
         shutil.copy(PROJECT / name, root / name)
     for name in ("stages", "src"):
         shutil.copytree(PROJECT / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
@@ -114,7 +114,8 @@ def built_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "params.yaml").write_text(yaml.safe_dump(small_params(md5), sort_keys=False))
     run(["git", "init", "-q"], root)
     dvc("init", "-q", cwd=root)
-    dvc("config", "core.analytics", "false", cwd=root)
+    shutil.copy(PROJECT / ".dvc" / "config", root / ".dvc" / "config")  # the offline plots page, no analytics
+    shutil.copytree(PROJECT / ".dvc" / "plots", root / ".dvc" / "plots")  # custom plot templates
     git_commit(root, "the project, before its first run")  # as in a clone: dvclive and `dvc exp` need a commit
     dvc("repro", cwd=root)
     git_commit(root, "first run")

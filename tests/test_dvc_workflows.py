@@ -39,9 +39,12 @@ def test_exp_run_with_a_param_and_exp_show(project_copy: Path) -> None:
     assert "knn_accuracy_codes" in experiment["metrics"]["metrics/embed.json"]
     table = dvc("exp", "show", "--md", cwd=project_copy).stdout
     assert "tiny-code" in table and "model.code_dim" in table and "test_mse" in table
-    # Both revisions' loss curves go into the one "Loss per epoch" chart.
-    chart = json.loads(dvc("plots", "diff", "HEAD", "tiny-code", "--json", cwd=project_copy).stdout)["data"]["Loss per epoch"]
-    assert sorted({rev for view in chart for rev in view["revisions"]}) == ["HEAD", "tiny-code"]
+    # Both revisions' data go into one chart each: loss curves, per-class bars, t-SNE, confusion.
+    plots = json.loads(dvc("plots", "diff", "HEAD", "tiny-code", "--json", cwd=project_copy).stdout)["data"]
+    for name in ("Loss per epoch", "Test MSE per class", "t-SNE of the codes", "k-NN confusion (codes, 5-fold CV)"):
+        [chart] = plots[name]
+        assert sorted(chart["revisions"]) == ["HEAD", "tiny-code"], name
+        assert {point["rev"] for point in chart["content"]["data"]["values"]} == {"HEAD", "tiny-code"}, name
 
 
 def test_queued_sweep_runs_every_experiment(project_copy: Path) -> None:

@@ -3,9 +3,10 @@ import pytest
 import torch
 
 from mnist_ae.dataset import Split
-from mnist_ae.embed import embed_subset, embedding_metrics, knn_accuracy, run_tsne, sample_indices
+from mnist_ae.classes import DIGITS, class_names
+from mnist_ae.embed import embed_subset, embedding_metrics, knn_accuracy, knn_predictions, run_tsne, sample_indices
 from mnist_ae.errors import UserError
-from mnist_ae.evaluate import reconstruction_metrics
+from mnist_ae.evaluate import check_learned, mean_image_mse, reconstruction_metrics
 from mnist_ae.figures import reconstructions_figure, tsne_figure
 from mnist_ae.model import AutoEncoder, ModelConfig
 
@@ -22,13 +23,41 @@ def split(n: int) -> Split:
 def test_reconstruction_metrics_match_a_direct_computation() -> None:
     train, test = split(50), split(30)
     ae = model()
-    metrics = reconstruction_metrics(ae, train, test)
+    metrics = reconstruction_metrics(ae, train, test, list("abcdefghij"))
     with torch.no_grad():
         expected = torch.nn.functional.mse_loss(ae(test.images), test.images).item()
         expected_seven = torch.nn.functional.mse_loss(ae(test.images[7::10]), test.images[7::10]).item()
     assert metrics["test_mse"] == pytest.approx(expected, abs=1e-6)
-    assert sorted(metrics["test_mse_per_digit"]) == [str(d) for d in range(10)]
-    assert metrics["test_mse_per_digit"]["7"] == pytest.approx(expected_seven, abs=1e-6)
+    assert list(metrics["test_mse_per_class"]) == list("abcdefghij")
+    assert metrics["test_mse_per_class"]["h"] == pytest.approx(expected_seven, abs=1e-6)
+    baseline = torch.nn.functional.mse_loss(train.images.mean(dim=0).expand_as(test.images), test.images).item()
+    assert metrics["baseline_test_mse"] == pytest.approx(baseline, abs=1e-6)
+
+
+def test_mean_image_baseline_and_the_check_that_training_beat_it() -> None:
+    images = torch.tensor([[0.0, 1.0], [1.0, 1.0]])
+    assert mean_image_mse(images, images) == pytest.approx(0.125)  # (0.25 + 0 + 0.25 + 0) / 4
+    # An untrained network cannot beat the mean image on uniform noise (the pipeline's runs check
+    # that a trained one passes).
+    with pytest.raises(UserError, match=r"MSE on the training split, 0.\d+, is no better than 0.08\d+, .* mean image; "
+                                        r"lower train.lr"):
+        check_learned(model(), split(50).images)
+
+
+def test_class_names() -> None:
+    assert class_names("MNIST")[7] == "7 - seven"
+    assert class_names("FashionMNIST")[1] == "Trouser"
+    assert class_names("KMNIST")[0] == "o"
+    assert class_names("custom", []) == list(DIGITS)
+    assert class_names("custom", list("abcdefghij"))[9] == "j"
+
+
+def test_knn_predictions_use_the_accuracy_folds() -> None:
+    labels = np.repeat(np.arange(10), 20)
+    features = np.eye(10)[labels] * 10 + np.random.default_rng(0).normal(size=(200, 10))
+    predicted = knn_predictions(features, labels, neighbors=5)
+    assert predicted.shape == labels.shape
+    assert (predicted == labels).mean() == pytest.approx(knn_accuracy(features, labels, neighbors=5))
 
 
 def test_sample_indices_are_seeded_distinct_and_bounded() -> None:
@@ -51,8 +80,9 @@ def test_embedding_and_figures() -> None:
     embedding = embed_subset(model(), split(300), size=150, seed=0, perplexity=10)
     assert embedding.points.shape == (150, 2) and embedding.codes.shape == (150, 4)
     assert set(embedding_metrics(embedding, neighbors=3)) == {"knn_accuracy_codes", "knn_accuracy_tsne"}
-    figure = tsne_figure(embedding.points, embedding.labels, "t")
-    assert figure.axes[0].get_legend() is not None
+    figure = tsne_figure(embedding.points, embedding.labels, "t", class_names("FashionMNIST"))
+    legend = figure.axes[0].get_legend()
+    assert "Ankle boot" in [text.get_text() for text in legend.get_texts()]
     images = np.random.rand(3, 784)
     assert len(reconstructions_figure(images, images, [1, 2, 3]).axes) == 6
 

@@ -11,6 +11,7 @@ from mnist_ae.params import MAX_EMBED_SEED, MAX_TRAIN_SEED, load_params
 from mnist_ae.sources import IDX_FILES
 
 PROJECT = Path(__file__).resolve().parents[1]
+CUSTOM_MD5 = {name: "0" * 32 for name in IDX_FILES}
 
 
 def write(tmp_path: Path, changes: dict) -> Path:
@@ -65,6 +66,9 @@ def test_a_missing_key_is_reported(tmp_path: Path) -> None:
         ({"train": {"seed": 2**64}}, "train.seed: Input should be less than or equal to 18446744073709551615"),
         ({"embed": {"seed": -1}}, "embed.seed: Input should be greater than or equal to 0"),
         ({"embed": {"seed": 2**32}}, "embed.seed: Input should be less than or equal to 4294967295"),
+        ({"data": {"classes": list("abcdefghij")}}, "classes is only for dataset 'custom'"),
+        ({"data": {"dataset": "custom", "md5": CUSTOM_MD5, "classes": ["a", "b"]}}, "classes must be 10 distinct"),
+        ({"data": {"dataset": "custom", "md5": CUSTOM_MD5, "classes": ["a"] * 10}}, "classes must be 10 distinct"),
     ],
 )
 def test_bad_params_are_named(tmp_path: Path, data: dict, message: str) -> None:
@@ -131,3 +135,13 @@ def test_custom_md5s_in_upper_case_are_accepted(tmp_path: Path) -> None:
     params = load_params(write(tmp_path, {"data": {"dataset": "custom",
                                                    "md5": {name: value.upper() for name, value in md5.items()}}}))
     assert params.data.md5 == md5
+
+
+@pytest.mark.parametrize("classes", [None, [], list("abcdefghij")])
+def test_custom_class_names_are_optional(tmp_path: Path, classes: list[str] | None) -> None:
+    data = {"dataset": "custom", "md5": CUSTOM_MD5} | ({} if classes is None else {"classes": classes})
+    path = write(tmp_path, {})
+    params = yaml.safe_load(path.read_text())
+    params["data"] = data
+    path.write_text(yaml.safe_dump(params))
+    assert load_params(path).data.classes == (classes or [])

@@ -21,13 +21,16 @@ def project(built_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 def test_repro_writes_every_output(project: Path) -> None:
     for path in ("data/prepared/train.pt", "data/prepared/test.pt", "data/models/autoencoder.pt",
-                 "metrics/train/plots/metrics/train_loss.tsv", "metrics/reconstructions.png", "metrics/tsne.png"):
+                 "metrics/train/plots/metrics/train_loss.tsv", "metrics/reconstructions.png", "metrics/tsne.png",
+                 "metrics/per_class.csv", "metrics/tsne.csv", "metrics/confusion.csv"):
         assert (project / path).stat().st_size > 0, path
     train = json.loads((project / "metrics/train/metrics.json").read_text())
     evaluate = json.loads((project / "metrics/evaluate.json").read_text())
     embed = json.loads((project / "metrics/embed.json").read_text())
     assert train["step"] == 2 and 0 < train["train_loss"] < 0.2 and 0 < train["test_mse"] < 0.2
-    assert 0 < evaluate["test_mse"] < 0.2 and len(evaluate["test_mse_per_digit"]) == 10
+    assert 0 < evaluate["test_mse"] < 0.2 and list(evaluate["test_mse_per_class"]) == [str(d) for d in range(10)]
+    # The model must beat reconstructing every image as the mean training image (2 epochs: not by much).
+    assert evaluate["test_mse"] < evaluate["baseline_test_mse"] and evaluate["baseline_train_mse"] > 0
     # The generated digits are well-separated patterns: even 2 epochs' codes must tell them apart.
     assert embed["size"] == 100 and embed["knn_accuracy_codes"] > 0.9 and embed["knn_accuracy_tsne"] > 0.9
     curve = (project / "metrics/train/plots/metrics/train_loss.tsv").read_text().splitlines()
@@ -58,16 +61,32 @@ def test_a_param_reruns_only_its_stages(project: Path) -> None:
         params_path.write_text(original)
 
 
+DATA_PLOTS = {  # each data plot of dvc.yaml: a field its data must have, and the number of points
+    "Loss per epoch": ("step", 4),  # 2 epochs, 2 curves
+    "Test MSE per class": ("test_mse", 10),
+    "t-SNE of the codes": ("class", 100),
+    "k-NN confusion (codes, 5-fold CV)": ("predicted", 100),
+}
+
+
 def test_metrics_and_plots_are_declared(project: Path) -> None:
     metrics = json.loads(dvc("metrics", "show", "--json", cwd=project).stdout)
     text = json.dumps(metrics)
-    assert "train_loss" in text and "test_mse_per_digit" in text and "knn_accuracy_codes" in text
+    assert "train_loss" in text and "test_mse_per_class" in text and "knn_accuracy_codes" in text
+    assert "baseline_test_mse" in text
     result = dvc("plots", "show", "--json", cwd=project)
     plots = json.loads(result.stdout)
     loss_chart = json.dumps(plots["data"]["Loss per epoch"])
     assert "train_loss" in loss_chart and "test_mse" in loss_chart and "epoch" in loss_chart
-    for name in ("Loss per epoch", "metrics/reconstructions.png", "metrics/tsne.png"):
+    for name in ("metrics/reconstructions.png", "metrics/tsne.png"):
         assert name in plots["data"], name
+    for name, (field, count) in DATA_PLOTS.items():
+        [chart] = plots["data"][name]
+        points = chart["content"]["data"]["values"]
+        assert len(points) == count and all(field in point for point in points), name
+    # The t-SNE points carry their class's name, which the custom template colours them by.
+    assert {point["class"] for point in plots["data"]["t-SNE of the codes"][0]["content"]["data"]["values"]} == {
+        str(d) for d in range(10)}
 
 
 def test_a_corrupt_raw_file_stops_prepare_with_a_clear_error(project: Path) -> None:

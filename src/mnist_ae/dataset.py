@@ -14,7 +14,7 @@ import torch
 
 from .atomic import save_torch
 from .errors import UserError, first_line
-from .idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx_gz
+from .idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
 from .sources import IDX_FILES
 
 SPLIT_FILES = {"train": IDX_FILES[0:2], "test": IDX_FILES[2:4]}  # (images, labels) of each split
@@ -32,8 +32,8 @@ class Split:
 
 def split_from_idx(images_path: Path, labels_path: Path) -> Split:
     """Parse one split's image and label files and check that they belong together."""
-    images = read_idx_gz(images_path, IMAGES_MAGIC)
-    labels = read_idx_gz(labels_path, LABELS_MAGIC)
+    images = read_idx(images_path, IMAGES_MAGIC)
+    labels = read_idx(labels_path, LABELS_MAGIC)
     # Checked here, where the file can be named: later a wrong size would fail deep inside training.
     if images.shape[1:] != IMAGE_SHAPE:
         raise UserError(f"{images_path}: images of {'x'.join(map(str, images.shape[1:]))} pixels; "

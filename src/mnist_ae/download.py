@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from .atomic import atomic_path
 from .errors import UserError
+from .rawfiles import find_verified
 from .sources import MIRROR_ENV, Source
 
 TIMEOUT_SECONDS = 30  # a mirror silent this long is skipped
@@ -97,18 +98,6 @@ def _missing_user_file(source: Source, path: Path) -> UserError:
     )
 
 
-def _wrong_file(source: Source, path: Path, actual: str, expected: str) -> UserError:
-    if source.user_folder is not None:  # the user's own file: no original to download again
-        return UserError(
-            f"{path} has MD5 {actual}, but data.md5 in params.yaml gives {expected}: the file is damaged or not "
-            f"the one listed. Put back the right file, or, if this one is right, give its MD5 in data.md5."
-        )
-    return UserError(
-        f"{path} has MD5 {actual}, expected {expected}: the file is corrupt or from another dataset. "
-        f"Delete it and run again to download it afresh, or replace it with the original file."
-    )
-
-
 def ensure_raw_files(source: Source, root: Path) -> dict[str, Path]:
     """Make sure the four files are in the raw folder with the right MD5s; fetch what is missing.
 
@@ -116,13 +105,12 @@ def ensure_raw_files(source: Source, root: Path) -> dict[str, Path]:
     """
     folder = source.raw_folder(root)
     paths = {}
-    for filename, expected in source.md5.items():
-        path = folder / filename
-        if not path.exists():
+    for filename in source.md5:
+        path = find_verified(folder, filename, source)  # as is, uncompressed or recompressed; checked
+        if path is None:
+            path = folder / filename
             if source.user_folder is not None and not source.mirrors:
                 raise _missing_user_file(source, path)
             _download(source, filename, path)  # checks the MD5 before the file is put in place
-        elif (actual := md5_of(path)) != expected:
-            raise _wrong_file(source, path, actual, expected)
         paths[filename] = path
     return paths

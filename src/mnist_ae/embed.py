@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.model_selection import cross_val_score
+from sklearn.model_selection import cross_val_predict, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
 from .dataset import Split
@@ -66,6 +66,12 @@ def knn_accuracy(features: np.ndarray, labels: np.ndarray, neighbors: int) -> fl
     """Cross-validated accuracy of a k-NN classifier: how well the features separate the digits."""
     classifier = KNeighborsClassifier(n_neighbors=neighbors)
     return float(cross_val_score(classifier, features, labels, cv=CV_FOLDS).mean())
+
+
+def knn_predictions(features: np.ndarray, labels: np.ndarray, neighbors: int) -> np.ndarray:
+    """Each point's class as predicted by a k-NN classifier fitted on the other folds: the
+    confusion matrix's input. ``cv=CV_FOLDS`` gives the same stratified folds as ``knn_accuracy``."""
+    return cross_val_predict(KNeighborsClassifier(n_neighbors=neighbors), features, labels, cv=CV_FOLDS)
 
 
 def embedding_metrics(embedding: Embedding, neighbors: int) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""A strict reader for gzip-compressed IDX files (the format of MNIST and its relatives).
+"""A strict reader for IDX files (the format of MNIST and its relatives), gzip-compressed or not.
 
 Hand-written rather than torchvision's ``read_sn3_pascalvincent_tensor``: that one reads only
 decompressed files and checks the header with ``assert``s, while a corrupt or foreign file here must
@@ -20,6 +20,7 @@ from .errors import UserError
 # Magic numbers: 0x0000 then type 0x08 (unsigned byte) then the number of dimensions.
 IMAGES_MAGIC = 0x0803
 LABELS_MAGIC = 0x0801
+GZIP_MAGIC = b"\x1f\x8b"  # the first two bytes of every gzip file
 
 
 def parse_idx(data: bytes, expected_magic: int, name: str = "IDX data") -> np.ndarray:
@@ -48,6 +49,15 @@ def read_idx_gz(path: Path, expected_magic: int) -> np.ndarray:
     except (OSError, EOFError, zlib.error) as error:
         raise UserError(f"{path}: not a readable gzip file ({error})") from None
     return parse_idx(data, expected_magic, name=str(path))
+
+
+def read_idx(path: Path, expected_magic: int) -> np.ndarray:
+    """Read and parse one IDX file, gzip-compressed (whatever its name) or not (as Kaggle ships MNIST)."""
+    with open(path, "rb") as file:
+        compressed = file.read(2) == GZIP_MAGIC
+    if compressed:
+        return read_idx_gz(path, expected_magic)
+    return parse_idx(path.read_bytes(), expected_magic, name=str(path))
 
 
 def write_idx_gz(path: Path, array: np.ndarray) -> None:

@@ -1,8 +1,10 @@
-"""Per-epoch metrics through dvclive, written so that DVC never sees a half-written log.
+"""Per-epoch metrics through dvclive, written into the declared log folder as each epoch ends.
 
-dvclive appends to its files as training goes. It writes here into a hidden staging folder that
-git and DVC ignore, which takes the place of the real folder only once training has finished: a
-killed run leaves the previous log or none, never a partial one.
+Written in place, not staged: VS Code's DVC extension, Studio and ``dvc exp show`` read the folder
+while training runs, so the curves grow epoch by epoch. Each epoch's values are handed to dvclive
+together once the epoch is over, and the summary is replaced by an atomic rename, so a killed run
+leaves the log of the epochs it finished (each line whole), or no folder before the first one.
+DVC does not commit that log: the stage failed, and its next run starts a fresh one.
 """
 
 from __future__ import annotations
@@ -14,22 +16,56 @@ from pathlib import Path
 
 from dvclive import Live
 
-from .atomic import temporary_sibling
+from .atomic import write_json
+
+
+class _Live(Live):
+    """dvclive rewrites ``metrics.json`` in place at every step; here it is replaced atomically."""
+
+    def make_summary(self) -> None:
+        if self._step is not None:
+            self.summary["step"] = self.step
+        write_json(self.metrics_file, self.summary)
+
+
+class EpochLog:
+    """The part of ``dvclive.Live`` the train stage uses; dvclive sees an epoch only once it ends.
+
+    The ``Live`` is made at the first epoch's end (it creates the folder), so until then the
+    folder is absent rather than present without a summary.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.step = 0
+        self._pending: dict[str, float] = {}
+        self._live: _Live | None = None
+
+    def log_metric(self, name: str, value: float) -> None:
+        self._pending[name] = value
+
+    def next_step(self) -> None:
+        if self._live is None:
+            # resume=False: dvclive clears any earlier log; dvcyaml=False: dvc.yaml declares the
+            # metrics and plots itself; save_dvc_exp=False: `dvc exp run` makes experiments.
+            self._live = _Live(str(self.folder), resume=False, dvcyaml=False, save_dvc_exp=False, report=None)
+        self._live.step = self.step
+        for name, value in self._pending.items():
+            self._live.log_metric(name, value)
+        self._pending.clear()
+        self._live.next_step()
+
+    def end(self) -> None:
+        if self._live is not None:
+            self._live.end()
 
 
 @contextmanager
-def atomic_live(folder: Path) -> Iterator[Live]:
-    """A ``dvclive.Live`` whose folder appears at ``folder`` only if the block succeeds."""
-    staging = temporary_sibling(folder)
+def live_log(folder: Path) -> Iterator[EpochLog]:
+    """A fresh per-epoch log in ``folder``: the previous run's log is removed first."""
+    shutil.rmtree(folder, ignore_errors=True)
+    log = EpochLog(folder)
     try:
-        # dvcyaml=False: dvc.yaml declares the metrics and plots itself; save_dvc_exp=False: an
-        # experiment is made by `dvc exp run`, not by the logger.
-        with Live(str(staging), dvcyaml=False, save_dvc_exp=False, report=None) as live:
-            yield live
-        old = folder.with_name(f"{staging.name.removesuffix('.tmp')}.old.tmp")
-        if folder.exists():
-            folder.rename(old)
-        staging.rename(folder)
-        shutil.rmtree(old, ignore_errors=True)
+        yield log
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        log.end()

@@ -23,6 +23,7 @@ CV_FOLDS = 5  # folds of the cross-validated k-NN accuracy of the embed stage
 # numpy's default_rng takes any integer >= 0. Beyond these a stage would die with a traceback.
 MAX_TRAIN_SEED = 2**64 - 1
 MAX_EMBED_SEED = 2**32 - 1
+NUM_CLASSES = 10  # labels 0-9, as in every MNIST-format dataset
 
 
 class _Strict(BaseModel):
@@ -34,6 +35,9 @@ class _Strict(BaseModel):
 class DataParams(_Strict):
     dataset: str
     md5: dict[str, str]
+    # The one optional key: most datasets' class names come from torchvision, so an empty list or
+    # none at all is the usual case (a custom dataset's classes are then the digits 0-9).
+    classes: list[str] = Field(default_factory=list)
 
     @field_validator("md5")
     @classmethod
@@ -58,6 +62,12 @@ class DataParams(_Strict):
                 raise ValueError(f"dataset 'custom' needs an md5 for exactly these files: {', '.join(IDX_FILES)}")
         elif self.md5:
             raise ValueError(f"md5 is only for dataset 'custom'; {self.dataset}'s checksums come from torchvision")
+        if self.classes and self.dataset != "custom":
+            raise ValueError(f"classes is only for dataset 'custom'; {self.dataset}'s class names come from torchvision")
+        if self.classes and (len(self.classes) != NUM_CLASSES or len(set(self.classes)) != NUM_CLASSES
+                             or not all(name.strip() for name in self.classes)):
+            raise ValueError(f"classes must be {NUM_CLASSES} distinct, non-empty names (labels 0-9 in order), "
+                             f"or an empty list for the digits")
         return self
 
 

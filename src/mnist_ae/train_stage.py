@@ -1,6 +1,6 @@
 """The train stage's run: in this process or as torchrun ranks, logging per epoch, saving the model.
 
-Only rank 0 logs and writes; the other ranks train alongside it. Everything rank 0 writes goes
+Only rank 0 logs and writes; the other ranks train alongside it. The checkpoint goes
 through an atomic rename, so a failed or killed run leaves the previous outputs or none.
 """
 
@@ -18,8 +18,8 @@ from .dataset import load_split
 from .device import check_precision, select_device
 from .distributed import Rank, launched_by_torchrun, process_group, relaunch_with_torchrun
 from .errors import UserError
-from .evaluate import per_sample_mse
-from .live import atomic_live
+from .evaluate import check_learned, per_sample_mse
+from .live import live_log
 from .model import AutoEncoder, ModelConfig
 from .params import Params
 from .train import TrainConfig, fit
@@ -51,7 +51,7 @@ def train_on_rank(params: Params, rank: Rank, train_images: torch.Tensor, test_i
     model = AutoEncoder(config).to(rank.device)
     train_config = TrainConfig(**params.train.model_dump(exclude={"device", "nproc"}))
 
-    with atomic_live(paths.TRAIN_LOG) if rank.is_main else nullcontext() as live:
+    with live_log(paths.TRAIN_LOG) if rank.is_main else nullcontext() as live:
 
         def log_epoch(epoch: int, loss: float) -> None:
             live.step = epoch
@@ -69,4 +69,5 @@ def train_on_rank(params: Params, rank: Rank, train_images: torch.Tensor, test_i
                   + ", ".join(f"{x:.4f}" for x in history))
             metadata = {"dataset": params.data.dataset, "train": params.train.model_dump(),  # precision too
                         "loss_per_epoch": history, "torch": str(torch.__version__)}
+            check_learned(model, train_images)  # a dead network is an error, not a model
             save_checkpoint(paths.CHECKPOINT, model, metadata)
