@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import edit_params, run, venv_env
+from helpers import edit_params, run, venv_env
 from mnist_ae.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_dataset
+from helpers import write_dataset
 from mnist_ae import download
 from mnist_ae.download import ensure_raw_files, md5_of
 from mnist_ae.errors import UserError

@@ -17,7 +17,7 @@ import torch
 
 from matplotlib.figure import Figure
 
-from conftest import PROJECT, dvc, edit_params, git_commit, run, venv_env, write_dataset
+from helpers import PROJECT, dvc, edit_params, git_commit, run, venv_env, write_dataset
 from mnist_ae import paths
 from mnist_ae.atomic import save_figure, save_torch, write_json
 from mnist_ae.dataset import load_split, prepare_splits
