@@ -4,7 +4,7 @@ PYTHON ?= python3
 # DVC runs each stage's `python ...` through the shell: put the venv first on PATH so it is ours.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install lock repro check-repro test test-fast bench clean
+.PHONY: install lint lock repro check-repro test test-fast bench clean
 
 install: $(VENV)/.installed
 
@@ -16,6 +16,9 @@ $(VENV)/.installed: pyproject.toml requirements.lock requirements-dev.lock
 	$(VENV)/bin/python -m pip install --quiet -r requirements.lock -r requirements-dev.lock
 	$(VENV)/bin/python -m pip install --quiet --no-deps -e .
 	touch $@
+
+lint: install  ## ruff's checks over the whole project (rules in pyproject.toml)
+	python -m ruff check .
 
 lock: install  ## rewrite requirements.lock and requirements-dev.lock from this venv (after an upgrade)
 	python scripts/lock.py

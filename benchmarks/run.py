@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import torch
@@ -55,7 +56,7 @@ def train_flops_per_sample(hidden: list[int]) -> int:
     """A training step's FLOPs per sample: forward, gradient wrt activations and wrt weights (3x the
     forward's 2 per multiply-add)."""
     widths = ModelConfig(hidden=tuple(hidden)).widths
-    return 3 * 2 * sum(a * b for a, b in zip(widths, widths[1:]))
+    return 3 * 2 * sum(a * b for a, b in pairwise(widths))
 
 
 def matmul_peak_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 7) -> float:
@@ -154,9 +155,9 @@ def report_training(results: dict[tuple[str, str, str], dict], peaks: dict[str, 
     for (label, precision, hidden), result in results.items():
         seconds = medians[label, precision] = statistics.median(result["epoch_seconds"])
         gflops = result["samples"] * train_flops_per_sample(json.loads(hidden)) / seconds / 1e9
-        print(f"| {label} ({hidden}) | {precision} | {seconds:.2f} | {result['samples'] / seconds:,.0f} | {gflops:.0f} "
-              f"| {100 * gflops / peaks[precision]:.0f} % | {result['losses'][-1]:.4f} | {result['peak_rss_mib']:.0f} MiB "
-              f"| {statistics.median(result['process_seconds']):.1f} |")
+        print(f"| {label} ({hidden}) | {precision} | {seconds:.2f} | {result['samples'] / seconds:,.0f} "
+              f"| {gflops:.0f} | {100 * gflops / peaks[precision]:.0f} % | {result['losses'][-1]:.4f} "
+              f"| {result['peak_rss_mib']:.0f} MiB | {statistics.median(result['process_seconds']):.1f} |")
     print(f"\nmedians over {repeats} alternated run(s) of each")
     problems = []
 
@@ -202,7 +203,8 @@ def main() -> None:
     runs: dict[tuple[str, str, str], list[dict]] = {(label, p, json.dumps(h)): [] for label, _, p, h in variants}
     for _ in range(args.repeats):  # alternated: a slow spell of a shared machine hits every variant alike
         for label, implementation, precision, hidden in variants:
-            runs[label, precision, json.dumps(hidden)].append(time_training(implementation, precision, hidden, args.epochs))
+            result = time_training(implementation, precision, hidden, args.epochs)
+            runs[label, precision, json.dumps(hidden)].append(result)
     results = {key: {"epoch_seconds": [s for r in rs for s in r["epoch_seconds"]], "losses": rs[-1]["losses"],
                      "samples": rs[-1]["samples"], "peak_rss_mib": max(r["peak_rss_mib"] for r in rs),
                      "process_seconds": [r["process_seconds"] for r in rs]}

@@ -10,6 +10,7 @@ import argparse
 import json
 import resource
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import torch
@@ -45,7 +46,7 @@ def main() -> None:
     else:
         config = TrainConfig(epochs=args.epochs, precision=args.precision)
         losses = fit(model, images, config, progress=False, on_epoch_end=on_epoch_end)
-    epoch_seconds = [b - a for a, b in zip(marks, marks[1:])]
+    epoch_seconds = [b - a for a, b in pairwise(marks)]
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
     print(json.dumps({"epoch_seconds": epoch_seconds, "losses": losses, "peak_rss_mib": peak_mib,
                       "samples": len(images), "threads": torch.get_num_threads()}))

@@ -24,7 +24,8 @@ def main() -> None:
     title = f"t-SNE of the {model.config.code_dim}-d codes of {embed.size:,} training images"
     save_figure(paths.TSNE, tsne_figure(embedding.points, embedding.labels, title, names))
     write_csv(paths.TSNE_POINTS, ["x", "y", "label", "class"],
-              ((f"{x:.3f}", f"{y:.3f}", label, names[label]) for (x, y), label in zip(embedding.points, embedding.labels)))
+              ((f"{x:.3f}", f"{y:.3f}", label, names[label])
+               for (x, y), label in zip(embedding.points, embedding.labels)))
     predicted = knn_predictions(embedding.codes, embedding.labels, embed.neighbors)
     write_csv(paths.CONFUSION, ["actual", "predicted"],
               ((names[actual], names[guess]) for actual, guess in zip(embedding.labels, predicted)))

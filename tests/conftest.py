@@ -1,54 +1,17 @@
-"""Shared fixtures: a small MNIST-format dataset made on the spot, so the suite needs no download."""
+"""Shared fixtures: a small MNIST-format dataset made on the spot, so the suite needs no download, and
+a throwaway copy of the project built with the real `dvc repro`. The plain helpers they use are in
+helpers.py, where tests import them from."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
-from typing import NoReturn
 
-import numpy as np
 import pytest
 import yaml
 
+from helpers import PROJECT, dvc, git_commit, run, small_params, write_dataset
 from mnist_ae import paths
-from mnist_ae.download import md5_of
-from mnist_ae.idx import write_idx_gz
-from mnist_ae.sources import IDX_FILES
-
-
-def in_ci() -> bool:
-    """Whether this runs in CI (GitHub Actions and most others set ``CI=true``; so does ``.ci/run``)."""
-    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
-
-
-def skip_or_fail(reason: str) -> NoReturn:
-    """Skip a test that cannot run here, with the reason; in CI, fail it: a skip there would hide a
-    check that CI is meant to make (a missing browser, data that should be there)."""
-    if in_ci():
-        pytest.fail(f"{reason} (CI is set: a check that cannot run fails instead of being skipped)", pytrace=False)
-    pytest.skip(reason)
-
-
-def synthetic_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """28x28 uint8 images: each digit is a fixed random stroke pattern plus noise, so classes separate."""
-    rng = np.random.default_rng(seed)
-    prototypes = (np.random.default_rng(1234).random((10, 28, 28)) > 0.8) * 220.0
-    labels = rng.integers(0, 10, size=n).astype(np.uint8)
-    images = prototypes[labels] + rng.normal(0, 20, size=(n, 28, 28))
-    return np.clip(images, 0, 255).astype(np.uint8), labels
-
-
-def write_dataset(folder: Path, n_train: int = 600, n_test: int = 200) -> dict[str, str]:
-    """Write the four IDX files into ``folder``; returns their MD5s by file name."""
-    folder.mkdir(parents=True, exist_ok=True)
-    train_images, train_labels = synthetic_digits(n_train, seed=0)
-    test_images, test_labels = synthetic_digits(n_test, seed=1)
-    for name, array in zip(IDX_FILES, (train_images, train_labels, test_images, test_labels)):
-        write_idx_gz(folder / name, array)
-    return {name: md5_of(folder / name) for name in IDX_FILES}
 
 
 @pytest.fixture
@@ -56,46 +19,6 @@ def small_dataset(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """A folder with four small IDX files, and their MD5s."""
     folder = tmp_path / "idx"
     return folder, write_dataset(folder)
-
-
-# --- A throwaway copy of the project, built with the real `dvc repro` on the small dataset. ---
-
-PROJECT = Path(__file__).resolve().parents[1]
-
-
-def venv_env() -> dict[str, str]:
-    """The environment a stage needs: this interpreter's folder first on PATH, as `make repro` arranges."""
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-            "PYTHONPATH": "src"}  # run from a copy's root, the copy's own code, as its dvc.yaml does
-
-
-def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, cwd=cwd, env=venv_env(), capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    return run([sys.executable, "-m", "dvc", *args], cwd, check)
-
-
-def small_params(md5: dict[str, str]) -> dict:
-    """The project's params, shrunk to the small dataset so a whole `dvc repro` takes seconds."""
-    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
-    params["data"] = {"dataset": "custom", "md5": md5, "classes": []}
-    params["model"] = {"hidden": [32], "code_dim": 4}
-    params["train"].update(epochs=2, batch_size=16)
-    params["evaluate"]["examples"] = [0, 5, 10]
-    params["embed"].update(size=100, perplexity=10.0)
-    return params
-
-
-def edit_params(root: Path, section: str, **values: object) -> None:
-    path = root / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    params[section].update(values)
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 @pytest.fixture(scope="session")
@@ -120,11 +43,6 @@ def built_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dvc("repro", cwd=root)
     git_commit(root, "first run")
     return root
-
-
-def git_commit(root: Path, message: str) -> None:
-    run(["git", "add", "-A"], root)
-    run(["git", "-c", "user.name=tests", "-c", "user.email=tests@example.invalid", "commit", "-q", "-m", message], root)
 
 
 @pytest.fixture

@@ -57,7 +57,8 @@ def test_weights_of_another_model_size(tmp_path: Path) -> None:
     checkpoint = torch.load(path, weights_only=True)
     checkpoint["config"]["hidden"] = [16]  # the weights are for hidden=[8]
     torch.save(checkpoint, path)
-    with pytest.raises(UserError, match=r"weights of another model size: decoder.0.bias is \(8,\) in the file, \(16,\) for its config"):
+    with pytest.raises(UserError, match=r"weights of another model size: "
+                                        r"decoder.0.bias is \(8,\) in the file, \(16,\) for its config"):
         load_checkpoint(path)
 
 

@@ -15,14 +15,14 @@ def test_prepared_splits_are_float_in_unit_range(small_dataset, tmp_path: Path) 
     splits = prepare_splits({name: folder / name for name in IDX_FILES}, tmp_path)
     train = load_split(tmp_path, "train")
     assert train.images.dtype == torch.float32 and train.images.shape == (600, 784)
-    assert 0.0 <= float(train.images.min()) and float(train.images.max()) <= 1.0
+    assert float(train.images.min()) >= 0.0 and float(train.images.max()) <= 1.0
     assert torch.equal(train.labels, splits["train"].labels)
 
 
 def test_images_and_labels_of_different_lengths(tmp_path: Path) -> None:
     write_idx_gz(tmp_path / "images.gz", np.zeros((5, 28, 28), dtype=np.uint8))
     write_idx_gz(tmp_path / "labels.gz", np.zeros(4, dtype=np.uint8))
-    with pytest.raises(UserError, match="has 5 images but .* has 4 labels"):
+    with pytest.raises(UserError, match=r"has 5 images but .* has 4 labels"):
         split_from_idx(tmp_path / "images.gz", tmp_path / "labels.gz")
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import edit_params, run, venv_env
+from helpers import edit_params, run, venv_env
 from mnist_ae.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow
@@ -74,11 +74,12 @@ def test_a_user_error_under_torchrun_keeps_its_exit_code_and_message(project_cop
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert "error: data/prepared/train.pt not found: run the prepare stage first" in result.stderr
-    assert "error: rank 0 of 2 failed (exit code 2)" in result.stderr or "error: rank 1 of 2 failed (exit code 2)" in result.stderr
+    assert ("error: rank 0 of 2 failed (exit code 2)" in result.stderr
+            or "error: rank 1 of 2 failed (exit code 2)" in result.stderr)
     assert "Traceback" not in result.stderr
 
 
-def _check_on_rank(rank: int, init_file: str, results: "torch.multiprocessing.SimpleQueue") -> None:
+def _check_on_rank(rank: int, init_file: str, results: torch.multiprocessing.SimpleQueue) -> None:
     from mnist_ae.errors import UserError
     from mnist_ae.train import _check_finite
 
@@ -102,4 +103,5 @@ def test_every_rank_stops_when_one_ranks_loss_is_not_finite(tmp_path: Path) -> N
     torch.multiprocessing.start_processes(_check_on_rank, args=(str(tmp_path / "init"), results), nprocs=2,
                                           start_method="spawn")
     outcomes = dict(results.get() for _ in range(2))
-    assert outcomes == {rank: "training diverged at epoch 1, step 8: the loss is nan; lower train.lr" for rank in (0, 1)}
+    diverged = "training diverged at epoch 1, step 8: the loss is nan; lower train.lr"
+    assert outcomes == {rank: diverged for rank in (0, 1)}

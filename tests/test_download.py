@@ -4,12 +4,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
 
-from conftest import write_dataset
+from helpers import write_dataset
 from mnist_ae import download
 from mnist_ae.download import ensure_raw_files, md5_of
 from mnist_ae.errors import UserError
@@ -88,7 +88,8 @@ def test_files_of_another_dataset_are_refused(small_dataset, tmp_path: Path) -> 
     _, md5 = small_dataset
     source = Source("custom", md5, mirrors=())
     other = write_dataset(source.raw_folder(tmp_path / "raw"), n_train=300, n_test=100)  # same names, other data
-    with pytest.raises(UserError, match=f"has MD5 {other['train-images-idx3-ubyte.gz']}, expected {md5['train-images-idx3-ubyte.gz']}"):
+    name = "train-images-idx3-ubyte.gz"
+    with pytest.raises(UserError, match=f"has MD5 {other[name]}, expected {md5[name]}"):
         ensure_raw_files(source, tmp_path / "raw")
 
 
@@ -100,7 +101,7 @@ def test_no_mirror_has_the_file(small_dataset, tmp_path: Path) -> None:
         ensure_raw_files(source, root)
     message = str(error.value)
     assert "could not download train-images-idx3-ubyte.gz" in message
-    assert f"put the four files" in message and str(root / "custom" / "raw") in message
+    assert "put the four files" in message and str(root / "custom" / "raw") in message
     assert not any((root / "custom" / "raw").iterdir())  # nothing partial left behind
 
 
@@ -108,7 +109,7 @@ def test_no_mirror_has_the_file(small_dataset, tmp_path: Path) -> None:
 
 
 class _GarbageHandler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+    def do_GET(self) -> None:  # the name http.server calls for a GET
         body = b"<html>this mirror answers every request with this page</html>"
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -147,10 +148,8 @@ def _raw_server(reply: bytes | Callable[[socket.socket], None] | None) -> Iterat
     def answer(connection: socket.socket) -> None:
         with connection:
             connection.recv(4096)
-            try:
+            with suppress(OSError):  # the client hung up: it gave up on this mirror
                 reply(connection) if callable(reply) else connection.sendall(reply)
-            except OSError:  # the client hung up: it gave up on this mirror
-                pass
 
     def serve() -> None:
         while True:
@@ -186,7 +185,7 @@ def test_only_bad_mirrors_give_a_clear_error(small_dataset, tmp_path: Path, monk
         with pytest.raises(UserError) as error:
             ensure_raw_files(Source("custom", md5, (hanging, garbage)), root)
     message = str(error.value)
-    assert "timed out" in message and f"MD5 " in message and "put the four files" in message
+    assert "timed out" in message and "MD5 " in message and "put the four files" in message
     assert not any((root / "custom" / "raw").iterdir())
 
 

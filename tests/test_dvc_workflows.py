@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import dvc, edit_params, git_commit, run
+from helpers import dvc, edit_params, git_commit, run
 
 pytestmark = pytest.mark.slow
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from mnist_ae.dataset import Split
 from mnist_ae.classes import DIGITS, class_names
+from mnist_ae.dataset import Split
 from mnist_ae.embed import embed_subset, embedding_metrics, knn_accuracy, knn_predictions, run_tsne, sample_indices
 from mnist_ae.errors import UserError
 from mnist_ae.evaluate import check_learned, mean_image_mse, reconstruction_metrics
@@ -64,7 +64,7 @@ def test_sample_indices_are_seeded_distinct_and_bounded() -> None:
     first = sample_indices(100, 20, seed=3)
     assert np.array_equal(first, sample_indices(100, 20, seed=3))
     assert len(set(first.tolist())) == 20 and first.max() < 100
-    with pytest.raises(UserError, match="embed.size is 101 but the training split has only 100 images"):
+    with pytest.raises(UserError, match=r"embed.size is 101 but the training split has only 100 images"):
         sample_indices(100, 101, seed=0)
 
 

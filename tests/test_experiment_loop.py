@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import dvc, edit_params, git_commit, run, venv_env
+from helpers import dvc, edit_params, git_commit, run, venv_env
 from mnist_ae.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow

@@ -14,10 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from matplotlib.figure import Figure
 
-from conftest import PROJECT, dvc, edit_params, git_commit, run, venv_env, write_dataset
+from helpers import PROJECT, dvc, edit_params, git_commit, run, venv_env, write_dataset
 from mnist_ae import paths
 from mnist_ae.atomic import save_figure, save_torch, write_json
 from mnist_ae.dataset import load_split, prepare_splits
@@ -86,7 +85,8 @@ def test_a_misspelt_key_is_caught_before_dvc_runs(project_copy: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "mnist_ae.params"], cwd=project_copy, env=venv_env(),
                             capture_output=True, text=True)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == ["error: params.yaml has 1 problem:", "  train.epoch: unknown key (a typo?)"]
+    assert result.stderr.strip().splitlines() == ["error: params.yaml has 1 problem:",
+                                                  "  train.epoch: unknown key (a typo?)"]
 
 
 def _start_train(root: Path, stderr: int = subprocess.DEVNULL) -> subprocess.Popen:

@@ -34,7 +34,7 @@ def test_project_params_are_the_reference_settings() -> None:
 def test_a_missing_key_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
     path.write_text((PROJECT / "params.yaml").read_text().replace("  seed: 0\n", "", 1))
-    with pytest.raises(UserError, match="train.seed: missing"):
+    with pytest.raises(UserError, match=r"train.seed: missing"):
         load_params(path)
 
 
@@ -110,7 +110,7 @@ def test_hidden_is_a_list_of_positive_widths(tmp_path: Path, hidden: object, mes
 
 
 def test_precision_is_fp32_or_bf16(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="train.precision: Input should be 'fp32' or 'bf16'"):
+    with pytest.raises(UserError, match=r"train.precision: Input should be 'fp32' or 'bf16'"):
         load_params(write(tmp_path, {"train": {"precision": "fp16"}}))
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import dvc
+from helpers import dvc
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import dvc, skip_or_fail
+from helpers import dvc, skip_or_fail
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ def test_bf16_on_a_cpu_with_native_bf16(monkeypatch: pytest.MonkeyPatch, avx512_
 
 def test_bf16_on_a_cpu_without_it_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     _cpu_features(monkeypatch, False, False)
-    with pytest.raises(UserError, match="train.precision is 'bf16' but this CPU has neither AVX512-BF16 nor AMX"):
+    with pytest.raises(UserError, match=r"train.precision is 'bf16' but this CPU has neither AVX512-BF16 nor AMX"):
         check_precision(torch.device("cpu"), "bf16")
     check_precision(torch.device("cpu"), "fp32")  # fp32 runs anywhere
 

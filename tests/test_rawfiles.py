@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import write_dataset
+from helpers import write_dataset
 from mnist_ae import rawfiles
 from mnist_ae.dataset import prepare_splits
 from mnist_ae.download import ensure_raw_files, md5_of

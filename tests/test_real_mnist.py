@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 import torch
 
-from conftest import skip_or_fail
+from helpers import skip_or_fail
 from mnist_ae.dataset import prepare_splits
 from mnist_ae.download import ensure_raw_files
 from mnist_ae.sources import MIRROR_ENV, Source, get_source

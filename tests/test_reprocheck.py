@@ -16,7 +16,8 @@ LOCK = {
             "deps": [{"path": "data/models", "md5": "ccc.dir"}],
             "outs": [{"path": "metrics/evaluate.json", "md5": "ddd"}],
         },
-        "prepare": {"cmd": "python stages/prepare.py", "deps": [], "outs": [{"path": "data/prepared", "md5": "aaa.dir"}]},
+        "prepare": {"cmd": "python stages/prepare.py", "deps": [],
+                    "outs": [{"path": "data/prepared", "md5": "aaa.dir"}]},
     },
 }
 
@@ -41,7 +42,8 @@ def test_changed_code_is_caught() -> None:
 
 def test_metric_drift_uses_per_metric_tolerances() -> None:
     diff = {"metrics/evaluate.json": {"test_mse": {"old": 0.0111, "new": 0.0115}},
-            "metrics/embed.json": {"knn_accuracy_tsne": {"old": 0.91, "new": 0.925}, "size": {"old": 2000, "new": 2000}}}
+            "metrics/embed.json": {"knn_accuracy_tsne": {"old": 0.91, "new": 0.925},
+                                   "size": {"old": 2000, "new": 2000}}}
     assert metric_drift(diff) == []
     diff["metrics/evaluate.json"]["test_mse"]["new"] = 0.0125
     diff["metrics/embed.json"]["knn_accuracy_tsne"]["new"] = 0.95

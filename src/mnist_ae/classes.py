@@ -16,6 +16,6 @@ def class_names(dataset: str, custom: list[str] | tuple[str, ...] = ()) -> list[
     """The names of labels 0..9 of ``dataset``; ``custom`` names those of ``data.dataset: custom``."""
     if dataset == "custom":
         return list(custom) or list(DIGITS)
-    from torchvision import datasets  # imported here: it takes a second
+    from torchvision import datasets  # imported here: it is slow to import
 
     return list(getattr(datasets, dataset).classes)

@@ -37,7 +37,8 @@ def split_from_idx(images_path: Path, labels_path: Path) -> Split:
     # Checked here, where the file can be named: later a wrong size would fail deep inside training.
     if images.shape[1:] != IMAGE_SHAPE:
         raise UserError(f"{images_path}: images of {'x'.join(map(str, images.shape[1:]))} pixels; "
-                        f"expected {'x'.join(map(str, IMAGE_SHAPE))} (an IDX shape of (N, {', '.join(map(str, IMAGE_SHAPE))}))")
+                        f"expected {'x'.join(map(str, IMAGE_SHAPE))} "
+                        f"(an IDX shape of (N, {', '.join(map(str, IMAGE_SHAPE))}))")
     if len(images) == 0:
         raise UserError(f"{images_path} holds no images (shape {images.shape}); a split needs at least one "
                         f"{'x'.join(map(str, IMAGE_SHAPE))} image")

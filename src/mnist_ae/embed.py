@@ -13,9 +13,10 @@ from .dataset import Split
 from .errors import UserError
 from .model import AutoEncoder
 from .params import CV_FOLDS
+
 # openTSNE's FFT grid: 2 intervals per unit of embedding rather than 1 makes the grid 4x smaller once
-# the clusters spread out, and 10,000 points take 8 s instead of 25 s here at the same k-NN accuracy
-# (``make bench`` prints both).
+# the clusters spread out, and the FFT over it each iteration that much cheaper, at the same k-NN
+# accuracy (``make bench`` prints both, the time and the accuracy).
 OPENTSNE_INTS_IN_INTERVAL = 2
 
 

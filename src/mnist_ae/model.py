@@ -7,6 +7,7 @@ layer, the code is linear, and a Sigmoid maps the output into the pixels' range 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import torch
@@ -58,7 +59,7 @@ class ModelConfig:
 def _mlp(widths: list[int], last_activation: nn.Module | None) -> nn.Sequential:
     """Linear layers through ``widths``, ReLU between them, ``last_activation`` (if any) at the end."""
     layers: list[nn.Module] = []
-    for i, (fan_in, fan_out) in enumerate(zip(widths, widths[1:])):
+    for i, (fan_in, fan_out) in enumerate(pairwise(widths)):
         layers.append(nn.Linear(fan_in, fan_out))
         is_last = i == len(widths) - 2
         if not is_last:

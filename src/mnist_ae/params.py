@@ -63,7 +63,8 @@ class DataParams(_Strict):
         elif self.md5:
             raise ValueError(f"md5 is only for dataset 'custom'; {self.dataset}'s checksums come from torchvision")
         if self.classes and self.dataset != "custom":
-            raise ValueError(f"classes is only for dataset 'custom'; {self.dataset}'s class names come from torchvision")
+            raise ValueError(f"classes is only for dataset 'custom'; "
+                             f"{self.dataset}'s class names come from torchvision")
         if self.classes and (len(self.classes) != NUM_CLASSES or len(set(self.classes)) != NUM_CLASSES
                              or not all(name.strip() for name in self.classes)):
             raise ValueError(f"classes must be {NUM_CLASSES} distinct, non-empty names (labels 0-9 in order), "

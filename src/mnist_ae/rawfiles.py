@@ -16,7 +16,7 @@ import zlib
 from pathlib import Path
 
 from .errors import UserError
-from .idx import IMAGES_MAGIC, LABELS_MAGIC, GZIP_MAGIC, parse_idx
+from .idx import GZIP_MAGIC, IMAGES_MAGIC, LABELS_MAGIC, parse_idx
 from .sources import Source
 
 # MD5 of each original MNIST file's decompressed content: computed with `gzip -dc FILE | md5sum` from

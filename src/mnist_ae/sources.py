@@ -57,7 +57,7 @@ def get_source(name: str, custom_md5: dict[str, str] | None = None) -> Source:
     with their own MD5s, and no mirror but ``MNIST_AE_MIRROR``."""
     if name == "custom":
         return Source(name, dict(custom_md5 or {}), _env_mirrors(), user_folder=paths.CUSTOM)
-    from torchvision import datasets  # imported here: it takes a second, and only prepare needs it
+    from torchvision import datasets  # imported here: it is slow to import, and only prepare needs it
 
     dataset_class = getattr(datasets, name)
     md5 = {Path(url).name: checksum for url, checksum in dataset_class.resources}
