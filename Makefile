@@ -4,7 +4,7 @@ PYTHON ?= python3
 # DVC runs each stage's `python ...` through the shell: put the venv first on PATH so it is ours.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install lint lock repro check-repro test test-fast bench clean
+.PHONY: install lint lock repro check-repro test test-fast bench exp-show clean
 
 install: $(VENV)/.installed
 
@@ -13,7 +13,8 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml requirements.lock requirements-dev.lock
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --upgrade --quiet pip
-	$(VENV)/bin/python -m pip install --quiet -r requirements.lock -r requirements-dev.lock
+	@echo "Installing the locked versions into $(VENV): torch is large, the first time takes minutes."
+	$(VENV)/bin/python -m pip install -r requirements.lock -r requirements-dev.lock
 	$(VENV)/bin/python -m pip install --quiet --no-deps -e .
 	touch $@
 
@@ -45,6 +46,12 @@ test-fast: install  ## the suite without the end-to-end dvc runs
 
 bench: install  ## time training and t-SNE against the tutorial versions, side by side (ARGS="--repeats 3")
 	python -m benchmarks.run $(ARGS)
+
+# The params people sweep and the headline metrics: plain `dvc exp show` lists every metric and the
+# hash of every dependency, some 45 columns.
+EXP_SHOW_KEEP = ^(Experiment|model\..*|train\.(epochs|batch_size|lr|precision)|train_loss|train_mse|metrics/evaluate.json:test_mse|knn_accuracy_.*)$$
+exp-show:  ## dvc exp show, narrowed to the swept params and headline metrics (ARGS=--md for Markdown)
+	dvc exp show --drop '.*' --keep '$(EXP_SHOW_KEEP)' $(ARGS)
 
 clean:  ## remove the virtual environment and test caches (DVC's data stays)
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -103,9 +103,9 @@ class ProjectCopy:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
+        for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "requirements.lock"):
             shutil.copy(name, root / name)
-        for name in ("stages", "src"):
+        for name in ("stages", "src", "data/custom"):
             shutil.copytree(name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         shutil.copytree(paths.RAW / "MNIST" / "raw", root / "data/raw/MNIST/raw")
         shutil.copy("data/.gitignore", root / "data/.gitignore")

@@ -1,3 +1,4 @@
+import contextlib
 import copy
 
 import pytest
@@ -7,7 +8,7 @@ from torch import nn
 from mnist_ae.errors import UserError
 from mnist_ae.fast_step import FusedMLPStep, mlp_layers
 from mnist_ae.model import AutoEncoder, ModelConfig
-from mnist_ae.train import AutogradStep, TrainConfig, fit, make_step
+from mnist_ae.train import AutogradStep, TrainConfig, fit, flushed_denormals, make_step
 
 DEPTHS = [(32,), (48, 24), (40, 32, 24)]  # one, two and three hidden layers a side
 CONFIG = ModelConfig(input_dim=64, hidden=(32,), code_dim=4)
@@ -145,3 +146,37 @@ def test_divergence_stops_with_epoch_and_step() -> None:
     data[37] = float("nan")  # a poisoned sample: the batch that holds it has a NaN loss
     with pytest.raises(UserError, match=r"training diverged at epoch 1, step \d+: the loss is nan; lower train.lr"):
         fit(make_model(), data, TrainConfig(epochs=2, batch_size=8), progress=False)
+
+
+def _train_into_denormals(flush: bool) -> tuple[FusedMLPStep, AutoEncoder]:
+    """Pixels 0-9 lit for 5 steps, then dark for 1,000: their weights' gradients are zero from then
+    on, and Adam's first moments for them decay by 0.9 a step, through the denormal range."""
+    torch.manual_seed(0)
+    lit, dark = torch.rand(8, 64), torch.rand(8, 64)
+    dark[:, :10] = 0
+    model = make_model()
+    step = FusedMLPStep(model, max_batch=8, lr=1e-3)
+    loss = torch.empty(())
+    context = flushed_denormals() if flush else contextlib.nullcontext()
+    with context:
+        for i in range(1005):
+            step(lit if i < 5 else dark, torch.arange(8), loss)
+    step.sync_model()
+    return step, model
+
+
+def test_flushing_denormals_changes_no_weight() -> None:
+    plain_step, plain = _train_into_denormals(flush=False)
+    first_moments = plain_step.optimizer.state[plain_step.flat]["exp_avg"]
+    tiny = torch.finfo(torch.float32).tiny
+    assert int(((first_moments != 0) & (first_moments.abs() < tiny)).sum()) > 0  # denormals were there
+    _, flushed = _train_into_denormals(flush=True)
+    for a, b in zip(plain.parameters(), flushed.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_fit_trains_with_denormals_flushed(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    monkeypatch.setattr(torch, "set_flush_denormal", lambda on: calls.append(on) or True)
+    fit(make_model(), torch.rand(40, 64), TrainConfig(epochs=2, batch_size=8), progress=False)
+    assert calls == [True, False, True, False]  # around each epoch's steps, then back to the default

@@ -12,8 +12,8 @@ project builds) in a single process, ``AutogradStep`` for anything else and unde
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -92,6 +92,23 @@ def make_step(model: nn.Module, config: TrainConfig, max_batch: int, distributed
     return AutogradStep(model, config.lr, dtype, distributed)
 
 
+@contextmanager
+def flushed_denormals() -> Iterator[None]:
+    """Flush denormal floats to zero on the CPU while training, then back to the default (off).
+
+    Adam's moment estimates of a weight whose gradient stays zero (a dead ReLU unit) decay through
+    the denormal range, below 1.2e-38, where x86 CPUs take a slow microcode path for every multiply:
+    Adam, half of a step, then runs several times slower. What is flushed is far below float32's
+    resolution of the weights it would update, so no weight changes (``tests/test_train.py`` checks
+    it); ``make bench`` shows the time it saves. Elsewhere (other CPUs, GPUs) this does nothing.
+    """
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
 def _check_finite(step_losses: torch.Tensor, start: int, stop: int, epoch: int, distributed: bool) -> None:
     """Stop on a NaN or infinite loss; under DDP every rank sees the summed losses and stops alike."""
     window = step_losses[start:stop]
@@ -139,8 +156,9 @@ def fit(
         with tqdm(total=n_steps, desc=f"epoch {epoch}/{config.epochs}", unit="batch", disable=not progress) as bar:
             for start in range(0, n_steps, CHECK_EVERY):
                 stop = min(start + CHECK_EVERY, n_steps)
-                for i in range(start, stop):
-                    step(data, order[i * batch_size : (i + 1) * batch_size], step_losses[i])
+                with flushed_denormals():
+                    for i in range(start, stop):
+                        step(data, order[i * batch_size : (i + 1) * batch_size], step_losses[i])
                 _check_finite(step_losses, start, stop, epoch, distributed)
                 bar.update(stop - start)
             mean_loss = float((step_losses / elements_per_step).mean())
