@@ -8,7 +8,15 @@ from torch import nn
 from mnist_ae.errors import UserError
 from mnist_ae.fast_step import FusedMLPStep, mlp_layers
 from mnist_ae.model import AutoEncoder, ModelConfig
-from mnist_ae.train import AutogradStep, TrainConfig, fit, flushed_denormals, make_step
+from mnist_ae.train import (
+    CHECK_EVERY,
+    AutogradStep,
+    TrainConfig,
+    fit,
+    flushed_denormals,
+    make_step,
+    zero_denormal_moments,
+)
 
 DEPTHS = [(32,), (48, 24), (40, 32, 24)]  # one, two and three hidden layers a side
 CONFIG = ModelConfig(input_dim=64, hidden=(32,), code_dim=4)
@@ -150,7 +158,8 @@ def test_divergence_stops_with_epoch_and_step() -> None:
 
 def _train_into_denormals(flush: bool) -> tuple[FusedMLPStep, AutoEncoder]:
     """Pixels 0-9 lit for 5 steps, then dark for 1,000: their weights' gradients are zero from then
-    on, and Adam's first moments for them decay by 0.9 a step, through the denormal range."""
+    on, and Adam's first moments for them decay by 0.9 a step, through the denormal range. With
+    ``flush``, as ``fit`` trains: the CPU's flush mode on, the moments zeroed every CHECK_EVERY steps."""
     torch.manual_seed(0)
     lit, dark = torch.rand(8, 64), torch.rand(8, 64)
     dark[:, :10] = 0
@@ -161,17 +170,23 @@ def _train_into_denormals(flush: bool) -> tuple[FusedMLPStep, AutoEncoder]:
     with context:
         for i in range(1005):
             step(lit if i < 5 else dark, torch.arange(8), loss)
+            if flush and (i + 1) % CHECK_EVERY == 0:
+                zero_denormal_moments(step.optimizer)
     step.sync_model()
     return step, model
 
 
+def _denormal_moments(step: FusedMLPStep) -> int:
+    first_moments = step.optimizer.state[step.flat]["exp_avg"]
+    return int(((first_moments != 0) & (first_moments.abs() < torch.finfo(torch.float32).tiny)).sum())
+
+
 def test_flushing_denormals_changes_no_weight() -> None:
     plain_step, plain = _train_into_denormals(flush=False)
-    first_moments = plain_step.optimizer.state[plain_step.flat]["exp_avg"]
-    tiny = torch.finfo(torch.float32).tiny
-    assert int(((first_moments != 0) & (first_moments.abs() < tiny)).sum()) > 0  # denormals were there
-    _, flushed = _train_into_denormals(flush=True)
-    for a, b in zip(plain.parameters(), flushed.parameters()):
+    assert _denormal_moments(plain_step) > 0  # they were there to flush
+    flushed_step, flushed = _train_into_denormals(flush=True)
+    assert _denormal_moments(flushed_step) == 0
+    for a, b in zip(plain.parameters(), flushed.parameters(), strict=True):
         assert torch.equal(a, b)
 
 
@@ -180,3 +195,14 @@ def test_fit_trains_with_denormals_flushed(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(torch, "set_flush_denormal", lambda on: calls.append(on) or True)
     fit(make_model(), torch.rand(40, 64), TrainConfig(epochs=2, batch_size=8), progress=False)
     assert calls == [True, False, True, False]  # around each epoch's steps, then back to the default
+
+
+def test_zero_denormal_moments_zeroes_only_denormals() -> None:
+    param = nn.Parameter(torch.zeros(4))
+    optimizer = torch.optim.Adam([param])
+    tiny = torch.finfo(torch.float32).tiny
+    moments = torch.tensor([tiny / 4, -tiny / 4, tiny, 0.5])  # two denormals, the smallest normal, a normal
+    optimizer.state[param] = {"step": torch.tensor(1.0), "exp_avg": moments.clone(), "exp_avg_sq": moments.abs()}
+    zero_denormal_moments(optimizer)
+    assert optimizer.state[param]["exp_avg"].tolist() == [0.0, 0.0, tiny, 0.5]
+    assert optimizer.state[param]["exp_avg_sq"].tolist() == [0.0, 0.0, tiny, 0.5]

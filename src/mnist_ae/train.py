@@ -24,9 +24,10 @@ from tqdm import tqdm
 from .errors import UserError
 from .fast_step import FusedMLPStep, mlp_layers
 
-# How often (in steps) the progress bar is advanced and the loss checked for NaN/inf: each check
-# waits for the device (and, under DDP, for the other ranks), so it is not done every step.
-CHECK_EVERY = 250
+# How often (in steps) the progress bar is advanced, the loss checked for NaN/inf and denormal
+# moments zeroed: each check waits for the device (and, under DDP, for the other ranks), so it is not
+# done every step; Adam's moments pass through the denormal range in a few hundred steps.
+CHECK_EVERY = 50
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
@@ -40,6 +41,8 @@ class TrainConfig:
 
 
 class Step(Protocol):
+    optimizer: torch.optim.Optimizer
+
     def __call__(self, data: torch.Tensor, index: torch.Tensor, loss_out: torch.Tensor) -> None:
         """One optimisation step on ``data[index]``; this rank's sum of squared errors to ``loss_out``."""
 
@@ -97,16 +100,27 @@ def flushed_denormals() -> Iterator[None]:
     """Flush denormal floats to zero on the CPU while training, then back to the default (off).
 
     Adam's moment estimates of a weight whose gradient stays zero (a dead ReLU unit) decay through
-    the denormal range, below 1.2e-38, where x86 CPUs take a slow microcode path for every multiply:
-    Adam, half of a step, then runs several times slower. What is flushed is far below float32's
-    resolution of the weights it would update, so no weight changes (``tests/test_train.py`` checks
-    it); ``make bench`` shows the time it saves. Elsewhere (other CPUs, GPUs) this does nothing.
+    the denormal range, below 1.2e-38, where x86 CPUs take a slow microcode path for every multiply,
+    and Adam, half of a step, runs several times slower. The CPU's flush mode covers this thread
+    only, not the worker threads that run Adam's kernel on the other cores, so ``fit`` also zeroes
+    the moments that reach that range (``zero_denormal_moments``). What is flushed is far below
+    float32's resolution of the weights it would update, so no weight changes (``tests/test_train.py``
+    checks it); ``make bench`` shows the time it saves. On GPUs this does nothing.
     """
     torch.set_flush_denormal(True)
     try:
         yield
     finally:
         torch.set_flush_denormal(False)
+
+
+def zero_denormal_moments(optimizer: torch.optim.Optimizer) -> None:
+    """Set Adam's moment estimates that have decayed into the denormal range to zero."""
+    tiny = torch.finfo(torch.float32).tiny
+    for state in optimizer.state.values():
+        for moment in ("exp_avg", "exp_avg_sq"):
+            if moment in state and state[moment].device.type == "cpu":
+                state[moment].masked_fill_(state[moment].abs() < tiny, 0.0)
 
 
 def _check_finite(step_losses: torch.Tensor, start: int, stop: int, epoch: int, distributed: bool) -> None:
@@ -159,6 +173,7 @@ def fit(
                 with flushed_denormals():
                     for i in range(start, stop):
                         step(data, order[i * batch_size : (i + 1) * batch_size], step_losses[i])
+                zero_denormal_moments(step.optimizer)
                 _check_finite(step_losses, start, stop, epoch, distributed)
                 bar.update(stop - start)
             mean_loss = float((step_losses / elements_per_step).mean())
