@@ -100,12 +100,14 @@ def test_the_fast_step_covers_the_mlp_family_and_nothing_else() -> None:
     assert isinstance(make_step(make_model(), TrainConfig(), max_batch=8, distributed=False), FusedMLPStep)
 
 
-def test_a_model_outside_the_family_trains_through_autograd() -> None:
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_model_outside_the_family_trains_through_autograd(precision: str) -> None:
     model = make_model()
     model.decoder.insert(1, nn.Tanh())  # not a layer the fast step knows
     data = torch.rand(100, 64)
-    history = fit(model, data, TrainConfig(epochs=3, batch_size=16, lr=1e-2), progress=False)
+    history = fit(model, data, TrainConfig(epochs=3, batch_size=16, lr=1e-2, precision=precision), progress=False)
     assert history[-1] < history[0]
+    assert all(p.dtype == torch.float32 for p in model.parameters())
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
