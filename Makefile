@@ -31,7 +31,7 @@ repro: install  ## check params.yaml, download (or verify) MNIST, run every stag
 # FORCE=1 reruns every stage (dvc repro -f), as CI does; without it, only what DVC finds out of date.
 check-repro: install  ## fail unless the rerun matches the committed dvc.lock and metrics (CI: FORCE=1)
 	python -m mnist_ae.params params.yaml
-ifdef FORCE
+ifeq ($(FORCE),1)
 	python -m mnist_ae.reprocheck --force
 else
 	dvc repro
@@ -50,7 +50,7 @@ bench: install  ## time training and t-SNE against the tutorial versions, side b
 # The params people sweep and the headline metrics: plain `dvc exp show` lists every metric and the
 # hash of every dependency, some 45 columns.
 EXP_SHOW_KEEP = ^(Experiment|model\..*|train\.(epochs|batch_size|lr|precision)|train_loss|train_mse|metrics/evaluate.json:test_mse|knn_accuracy_.*)$$
-exp-show:  ## dvc exp show, narrowed to the swept params and headline metrics (ARGS=--md for Markdown)
+exp-show: install  ## dvc exp show, narrowed to the swept params and headline metrics (ARGS=--md for Markdown)
 	dvc exp show --drop '.*' --keep '$(EXP_SHOW_KEEP)' $(ARGS)
 
 clean:  ## remove the virtual environment and test caches (DVC's data stays)

@@ -94,7 +94,16 @@ def test_the_fast_step_covers_the_mlp_family_and_nothing_else() -> None:
     dropout.decoder.insert(1, nn.Dropout(0.1))
     no_sigmoid = make_model()
     no_sigmoid.decoder = no_sigmoid.decoder[:-1]
-    for model in (dropout, no_sigmoid, nn.Linear(4, 4)):
+    no_bias = make_model()
+    no_bias.encoder[0] = nn.Linear(64, 32, bias=False)
+    frozen = make_model()
+    frozen.encoder[0].weight.requires_grad_(False)
+
+    class Residual(AutoEncoder):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(x) + 0.1 * x
+
+    for model in (dropout, no_sigmoid, no_bias, frozen, Residual(CONFIG), nn.Linear(4, 4)):
         assert mlp_layers(model) is None
         assert isinstance(make_step(model, TrainConfig(), max_batch=8, distributed=False), AutogradStep)
     assert isinstance(make_step(make_model(), TrainConfig(), max_batch=8, distributed=False), FusedMLPStep)

@@ -27,24 +27,30 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .model import AutoEncoder
+
 RELU, IDENTITY, SIGMOID = "relu", "identity", "sigmoid"
 
 
 def mlp_layers(model: nn.Module) -> list[tuple[nn.Linear, str]] | None:
     """The model's layers as (Linear, activation after it), or None when this step cannot train it.
 
-    Covered: ``model.encoder`` then ``model.decoder``, both ``nn.Sequential`` of Linear layers,
-    each followed by a ReLU or by nothing, the very last by a Sigmoid.
+    Covered: an ``AutoEncoder`` (its own ``forward``, decoder after encoder) whose ``encoder`` and
+    ``decoder`` are ``nn.Sequential`` of plain ``nn.Linear`` layers with biases, every parameter
+    trained, each layer followed by a ReLU or by nothing, the very last by a Sigmoid. Anything else,
+    a subclass with another ``forward`` or layer included, trains through autograd.
     """
+    if type(model).forward is not AutoEncoder.forward or not all(p.requires_grad for p in model.parameters()):
+        return None
     encoder, decoder = getattr(model, "encoder", None), getattr(model, "decoder", None)
     if not isinstance(encoder, nn.Sequential) or not isinstance(decoder, nn.Sequential):
         return None
     layers: list[tuple[nn.Linear, str]] = []
     for module in [*encoder, *decoder]:
-        if isinstance(module, nn.Linear):
+        if type(module) is nn.Linear and module.bias is not None:
             layers.append((module, IDENTITY))
-        elif isinstance(module, (nn.ReLU, nn.Sigmoid)) and layers and layers[-1][1] == IDENTITY:
-            layers[-1] = (layers[-1][0], RELU if isinstance(module, nn.ReLU) else SIGMOID)
+        elif type(module) in (nn.ReLU, nn.Sigmoid) and layers and layers[-1][1] == IDENTITY:
+            layers[-1] = (layers[-1][0], RELU if type(module) is nn.ReLU else SIGMOID)
         else:
             return None
     activations = [activation for _, activation in layers]
@@ -185,7 +191,7 @@ class _Buffers:
         target = empty(widths[0], torch.float32)
         acts = [target if dtype == torch.float32 else empty(widths[0])] + [empty(w) for w in widths[1:]]
         grads = [empty(w) for w in widths[1:]]
-        # In float32 the error is computed straight into the last gradient's buffer, as before.
+        # In float32 the error is computed straight into the last gradient's buffer: no buffer, no copy.
         error = grads[-1] if dtype == torch.float32 else empty(widths[-1], torch.float32)
         return cls(n, target, acts, grads, error, error.view(-1), empty(widths[-1]),
                    torch.ones(n, dtype=dtype, device=device))

@@ -81,7 +81,8 @@ def verify(path: Path, filename: str, source: Source) -> None:
     if source.name != "custom" and filename not in CONTENT_MD5.get(source.name, {}) and _is_idx(content, filename):
         message = (f"{path} has MD5 {actual}, expected {expected} (the original .gz): it is a valid IDX file, but "
                    f"no checksum of {source.name}'s decompressed files is known here to verify it by. Put the "
-                   f"original .gz there instead, or use the four files as your own dataset in params.yaml:\n"
+                   f"original .gz there instead, or use the four files as your own dataset: move them to data/custom/ "
+                   f"and set in params.yaml:\n"
                    f"  data:\n    dataset: custom\n    md5:\n      {filename}: {_md5(content)}\n"
                    f"      (and the same line for each of the other three files)")
     raise UserError(message)

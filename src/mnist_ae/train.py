@@ -15,7 +15,7 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 import torch
 from torch import nn
@@ -37,7 +37,7 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 1e-3
     seed: int = 0
-    precision: str = "fp32"  # a key of PRECISIONS
+    precision: Literal["fp32", "bf16"] = "fp32"  # a key of PRECISIONS
 
 
 class Step(Protocol):
