@@ -41,23 +41,25 @@ def parse_idx(data: bytes, expected_magic: int, name: str = "IDX data") -> np.nd
     return np.frombuffer(data, dtype=np.uint8, offset=header_size).reshape(shape)
 
 
+def gunzip(data: bytes, name: str) -> bytes:
+    """Decompress gzip bytes; a damaged stream is the user's file to replace, not a crash."""
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as error:
+        raise UserError(f"{name}: not a readable gzip file ({error})") from None
+
+
 def read_idx_gz(path: Path, expected_magic: int) -> np.ndarray:
     """Read and parse one ``.gz`` IDX file."""
-    try:
-        with gzip.open(path, "rb") as file:
-            data = file.read()
-    except (OSError, EOFError, zlib.error) as error:
-        raise UserError(f"{path}: not a readable gzip file ({error})") from None
-    return parse_idx(data, expected_magic, name=str(path))
+    return parse_idx(gunzip(path.read_bytes(), str(path)), expected_magic, name=str(path))
 
 
 def read_idx(path: Path, expected_magic: int) -> np.ndarray:
     """Read and parse one IDX file, gzip-compressed (whatever its name) or not (as Kaggle ships MNIST)."""
-    with open(path, "rb") as file:
-        compressed = file.read(2) == GZIP_MAGIC
-    if compressed:
-        return read_idx_gz(path, expected_magic)
-    return parse_idx(path.read_bytes(), expected_magic, name=str(path))
+    data = path.read_bytes()
+    if data.startswith(GZIP_MAGIC):
+        data = gunzip(data, str(path))
+    return parse_idx(data, expected_magic, name=str(path))
 
 
 def write_idx_gz(path: Path, array: np.ndarray) -> None:

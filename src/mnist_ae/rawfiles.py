@@ -10,13 +10,11 @@ dataset's ``data.md5`` may give either.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import zlib
 from pathlib import Path
 
 from .errors import UserError
-from .idx import GZIP_MAGIC, IMAGES_MAGIC, LABELS_MAGIC, parse_idx
+from .idx import GZIP_MAGIC, IMAGES_MAGIC, LABELS_MAGIC, gunzip, parse_idx
 from .sources import Source
 
 # MD5 of each original MNIST file's decompressed content: computed with `gzip -dc FILE | md5sum` from
@@ -49,8 +47,8 @@ def _content(data: bytes) -> bytes | None:
     if not data.startswith(GZIP_MAGIC):
         return None
     try:
-        return gzip.decompress(data)
-    except (OSError, EOFError, zlib.error):
+        return gunzip(data, "")
+    except UserError:
         return None
 
 
