@@ -25,17 +25,17 @@ lock: install  ## rewrite requirements.lock and requirements-dev.lock from this 
 	python scripts/lock.py
 
 repro: install  ## check params.yaml, download (or verify) MNIST, run every stage that is out of date
-	python -m mnist_ae.params params.yaml
+	python -m mnist_ae.core.params params.yaml
 	dvc repro
 
 # FORCE=1 reruns every stage (dvc repro -f), as CI does; without it, only what DVC finds out of date.
 check-repro: install  ## fail unless the rerun matches the committed dvc.lock and metrics (CI: FORCE=1)
-	python -m mnist_ae.params params.yaml
+	python -m mnist_ae.core.params params.yaml
 ifeq ($(FORCE),1)
-	python -m mnist_ae.reprocheck --force
+	python scripts/check_repro.py --force
 else
 	dvc repro
-	python -m mnist_ae.reprocheck
+	python scripts/check_repro.py
 endif
 
 test: install  ## the whole suite; the real-MNIST test runs when MNIST_AE_MIRROR names the files

@@ -1,15 +1,15 @@
 """Stage 4: t-SNE of the codes of a random training subset, plotted by class and scored by k-NN."""
 
-from mnist_ae import paths
-from mnist_ae.atomic import save_figure, write_json
-from mnist_ae.checkpoint import load_checkpoint
-from mnist_ae.classes import class_names
-from mnist_ae.dataset import load_split
-from mnist_ae.embed import embed_subset, embedding_metrics, knn_predictions
-from mnist_ae.errors import run_stage
-from mnist_ae.figures import tsne_figure
-from mnist_ae.params import load_params
-from mnist_ae.tables import write_csv
+import pandas as pd
+
+from mnist_ae.core import paths
+from mnist_ae.core.atomic import save_figure, write_json, write_table
+from mnist_ae.core.dataset import class_names, load_split
+from mnist_ae.core.errors import run_stage
+from mnist_ae.core.params import load_params
+from mnist_ae.embedding.figures import tsne_figure
+from mnist_ae.embedding.tsne import embed_subset, embedding_metrics, knn_predictions
+from mnist_ae.models.checkpoint import load_checkpoint
 
 
 def main() -> None:
@@ -21,14 +21,13 @@ def main() -> None:
     embedding = embed_subset(model, train, embed.size, embed.seed, embed.perplexity, embed.method)
     metrics = embedding_metrics(embedding, embed.neighbors)
     print(f"{embed.neighbors}-NN accuracy: codes {metrics['knn_accuracy_codes']}, t-SNE {metrics['knn_accuracy_tsne']}")
-    title = f"t-SNE of the {model.config.code_dim}-d codes of {embed.size:,} training images"
+    title = f"t-SNE of the {model.code_dim}-d codes of {embed.size:,} training images"
     save_figure(paths.TSNE, tsne_figure(embedding.points, embedding.labels, title, names))
-    write_csv(paths.TSNE_POINTS, ["x", "y", "label", "class"],
-              ((f"{x:.3f}", f"{y:.3f}", label, names[label])
-               for (x, y), label in zip(embedding.points, embedding.labels)))
+    classes = [names[label] for label in embedding.labels]
+    write_table(paths.TSNE_POINTS, pd.DataFrame({"x": embedding.points[:, 0], "y": embedding.points[:, 1],
+                                                 "label": embedding.labels, "class": classes}), float_format="%.3f")
     predicted = knn_predictions(embedding.codes, embedding.labels, embed.neighbors)
-    write_csv(paths.CONFUSION, ["actual", "predicted"],
-              ((names[actual], names[guess]) for actual, guess in zip(embedding.labels, predicted)))
+    write_table(paths.CONFUSION, pd.DataFrame({"actual": classes, "predicted": [names[p] for p in predicted]}))
     write_json(paths.EMBED_METRICS, {"size": embed.size, **metrics})
 
 

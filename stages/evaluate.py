@@ -1,16 +1,15 @@
-"""Stage 3: reconstruction MSE per split and per class, its mean-image baseline, and a figure of
-originals over reconstructions."""
+"""Stage 3: reconstruction MSE per split and per class, its mean-image baseline and the test loss of
+the run's objective; figures of originals over reconstructions and of images decoded from random codes."""
 
-from mnist_ae import paths
-from mnist_ae.atomic import save_figure, write_json
-from mnist_ae.checkpoint import load_checkpoint
-from mnist_ae.classes import class_names
-from mnist_ae.dataset import load_split
-from mnist_ae.errors import run_stage
-from mnist_ae.evaluate import check_examples, reconstruct, reconstruction_metrics
-from mnist_ae.figures import reconstructions_figure
-from mnist_ae.params import load_params
-from mnist_ae.tables import write_csv
+from mnist_ae.core import paths
+from mnist_ae.core.atomic import save_figure, write_json, write_table
+from mnist_ae.core.dataset import class_names, load_split
+from mnist_ae.core.errors import run_stage
+from mnist_ae.core.params import load_params
+from mnist_ae.evaluation.figures import reconstructions_figure, samples_figure
+from mnist_ae.evaluation.metrics import check_examples, reconstruction_metrics, sample_images
+from mnist_ae.models.checkpoint import load_checkpoint
+from mnist_ae.models.reconstruction import reconstruct
 
 
 def main() -> None:
@@ -20,13 +19,19 @@ def main() -> None:
     examples = params.evaluate.examples
     check_examples(examples, train)
 
-    metrics = reconstruction_metrics(model, train, test, class_names(params.data.dataset, params.data.classes))
+    names = class_names(params.data.dataset, params.data.classes)
+    metrics, per_class = reconstruction_metrics(model, train, test, names, params.train.loss)
     print(f"reconstruction MSE: train {metrics['train_mse']}, test {metrics['test_mse']}; "
-          f"mean-image baseline: train {metrics['baseline_train_mse']}, test {metrics['baseline_test_mse']}")
+          f"mean-image baseline: train {metrics['baseline_train_mse']}, test {metrics['baseline_test_mse']}; "
+          f"test {params.train.loss} objective {metrics['test_loss']}")
     originals = train.images[examples]
-    figure = reconstructions_figure(originals.numpy(), reconstruct(model, originals).numpy(), examples)
-    save_figure(paths.RECONSTRUCTIONS, figure)
-    write_csv(paths.PER_CLASS, ["class", "test_mse"], metrics["test_mse_per_class"].items())
+    save_figure(paths.RECONSTRUCTIONS,
+                reconstructions_figure(originals.numpy(), reconstruct(model, originals).numpy(), examples))
+    samples = sample_images(model, train.images, params.evaluate.samples, params.evaluate.seed)
+    source = "its prior N(0, I)" if model.has_prior else "a Gaussian fitted to the training codes"
+    save_figure(paths.SAMPLES, samples_figure(samples.numpy(), f"{params.model.kind}: decoded from codes drawn "
+                                                               f"from {source}"))
+    write_table(paths.PER_CLASS, per_class)
     write_json(paths.EVALUATE_METRICS, metrics)
 
 

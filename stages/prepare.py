@@ -1,11 +1,11 @@
 """Stage 1: get the dataset's four files (checksums verified on every run) and store float tensors."""
 
-from mnist_ae import paths
-from mnist_ae.dataset import prepare_splits
-from mnist_ae.download import ensure_raw_files
-from mnist_ae.errors import run_stage
-from mnist_ae.params import load_params
-from mnist_ae.sources import get_source
+from mnist_ae.core import paths
+from mnist_ae.core.errors import run_stage
+from mnist_ae.core.params import load_params
+from mnist_ae.data.download import ensure_raw_files
+from mnist_ae.data.prepare import prepare_splits
+from mnist_ae.data.sources import get_source
 
 
 def main() -> None:

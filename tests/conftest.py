@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from helpers import PROJECT, dvc, git_commit, run, small_params, write_dataset
-from mnist_ae import paths
+from mnist_ae.core import paths
 
 
 @pytest.fixture

@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 import yaml
 
-from mnist_ae.download import md5_of
-from mnist_ae.idx import write_idx_gz
-from mnist_ae.sources import IDX_FILES
+from mnist_ae.data.download import md5_of
+from mnist_ae.data.idx import write_idx_gz
+from mnist_ae.core.dataset import IDX_FILES
+from mnist_ae.core.params import ModelParams, TrainParams
 
 
 def in_ci() -> bool:
@@ -77,11 +78,29 @@ def small_params(md5: dict[str, str]) -> dict:
     """The project's params, shrunk to the small dataset so a whole `dvc repro` takes seconds."""
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
     params["data"] = {"dataset": "custom", "md5": md5, "classes": []}
-    params["model"] = {"hidden": [32], "code_dim": 4}
+    params["model"].update(code_dim=4)
+    params["model"]["mlp"]["hidden"] = [32]
+    params["model"]["conv"]["channels"] = [4, 8]
+    params["model"]["vae"]["hidden"] = [32]
     params["train"].update(epochs=2, batch_size=16)
     params["evaluate"]["examples"] = [0, 5, 10]
     params["embed"].update(size=100, perplexity=10.0)
     return params
+
+
+def train_params(**values: object) -> TrainParams:
+    """params.yaml's train section (the one place defaults live), with ``values`` changed."""
+    section = yaml.safe_load((PROJECT / "params.yaml").read_text())["train"]
+    return TrainParams.model_validate({**section, **values})
+
+
+def model_params(kind: str = "mlp", code_dim: int = 4, **family: object) -> ModelParams:
+    """params.yaml's model section, small: ``kind``'s section updated with ``family``."""
+    section = yaml.safe_load((PROJECT / "params.yaml").read_text())["model"]
+    section.update(kind=kind, code_dim=code_dim)
+    section["mlp"]["hidden"], section["vae"]["hidden"], section["conv"]["channels"] = [32], [32], [4, 8]
+    section[kind].update(family)
+    return ModelParams.model_validate(section)
 
 
 def edit_params(root: Path, section: str, **values: object) -> None:

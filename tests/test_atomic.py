@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mnist_ae import atomic
-from mnist_ae.atomic import temporary_sibling, write_json
+from mnist_ae.core import atomic
+from mnist_ae.core.atomic import temporary_sibling, write_json
 
 
 def _dead_pid() -> int:

@@ -2,26 +2,53 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
-from mnist_ae.checkpoint import load_checkpoint, save_checkpoint
-from mnist_ae.errors import UserError
-from mnist_ae.model import AutoEncoder, ModelConfig
+from helpers import model_params, train_params
+from mnist_ae.core.dataset import PIXELS
+from mnist_ae.core.errors import UserError
+from mnist_ae.models import FAMILIES, build_model
+from mnist_ae.models.checkpoint import load_checkpoint, save_checkpoint
+from mnist_ae.models.mlp import MLP
+from mnist_ae.training.loop import fit
 
 
-@pytest.mark.parametrize("hidden", [(8,), (12, 8)])
-def test_round_trip(tmp_path: Path, hidden: tuple[int, ...]) -> None:
-    model = AutoEncoder(ModelConfig(input_dim=64, hidden=hidden, code_dim=3))
+@pytest.mark.parametrize(("kind", "family"), [("mlp", {"hidden": [8]}), ("mlp", {"hidden": [12, 8]}),
+                                              ("conv", {"channels": [2, 3, 4]}), ("vae", {"hidden": [8]})])
+def test_round_trip(tmp_path: Path, kind: str, family: dict) -> None:
+    model = build_model(model_params(kind, code_dim=3, **family), seed=0).eval()
     save_checkpoint(tmp_path / "model.pt", model, {"note": "hi"})
     loaded, metadata = load_checkpoint(tmp_path / "model.pt")
-    assert loaded.config == model.config and metadata == {"note": "hi"}
-    x = torch.rand(4, 64)
+    assert type(loaded) is FAMILIES[kind] and loaded.config == model.config and metadata == {"note": "hi"}
+    x = torch.rand(4, PIXELS)
     torch.testing.assert_close(loaded(x), model(x))
+    torch.testing.assert_close(loaded.encode(x), model.encode(x))
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temporary file left
+
+
+def test_a_dropout_added_to_the_mlp_family_trains_saves_and_loads(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if models/mlp.py had gained a Dropout after its first hidden layer, and nothing else."""
+    original = MLP.__init__
+
+    def with_dropout(self: MLP, *args: object) -> None:
+        original(self, *args)
+        self.encoder.insert(2, nn.Dropout(0.1))
+
+    monkeypatch.setattr(MLP, "__init__", with_dropout)
+    model = build_model(model_params("mlp"), seed=0)
+    history = fit(model, torch.rand(64, PIXELS), train_params(epochs=2, batch_size=16), progress=False)
+    assert len(history) == 2
+    save_checkpoint(tmp_path / "model.pt", model, {})
+    loaded, _ = load_checkpoint(tmp_path / "model.pt")
+    assert isinstance(loaded.encoder[2], nn.Dropout)
+    x = torch.rand(4, PIXELS)
+    torch.testing.assert_close(loaded(x), model.eval()(x))
 
 
 def _saved(tmp_path: Path) -> Path:
     path = tmp_path / "model.pt"
-    save_checkpoint(path, AutoEncoder(ModelConfig(input_dim=64, hidden=(8,), code_dim=3)), {})
+    save_checkpoint(path, build_model(model_params("mlp", code_dim=3, hidden=[8])), {})
     return path
 
 
@@ -29,9 +56,9 @@ def _saved(tmp_path: Path) -> Path:
     ("damage", "message"),
     [
         (lambda path: path.unlink(), "not found: run the train stage first"),
-        (lambda path: path.write_bytes(path.read_bytes()[:100]), "is not a checkpoint of this model"),
-        (lambda path: path.write_text("hello"), "is not a checkpoint of this model"),
-        (lambda path: torch.save({"weights": 1}, path), "is not a checkpoint of this model"),
+        (lambda path: path.write_bytes(path.read_bytes()[:100]), "is not a checkpoint of this project's models"),
+        (lambda path: path.write_text("hello"), "is not a checkpoint of this project's models"),
+        (lambda path: torch.save({"weights": 1}, path), "is not a checkpoint of this project's models"),
     ],
 )
 def test_bad_checkpoints(tmp_path: Path, damage, message: str) -> None:
@@ -55,29 +82,43 @@ def test_refuses_to_run_code(tmp_path: Path) -> None:
 def test_weights_of_another_model_size(tmp_path: Path) -> None:
     path = _saved(tmp_path)
     checkpoint = torch.load(path, weights_only=True)
-    checkpoint["config"]["hidden"] = [16]  # the weights are for hidden=[8]
+    checkpoint["model"]["mlp"]["hidden"] = [16]  # the weights are for hidden=[8]
     torch.save(checkpoint, path)
-    with pytest.raises(UserError, match=r"weights of another model size: "
+    with pytest.raises(UserError, match=r"weights of another model: "
                                         r"decoder.0.bias is \(8,\) in the file, \(16,\) for its config"):
         load_checkpoint(path)
 
 
-def test_a_checkpoint_of_the_first_release_loads(tmp_path: Path) -> None:
-    """The 4-layer model's checkpoints stored ``hidden`` as one integer; they still load."""
-    model = AutoEncoder(ModelConfig(input_dim=64, hidden=(8,), code_dim=3))
+@pytest.mark.parametrize(("change", "message"), [
+    ({"kind": "resnet"}, "unknown model kind 'resnet'"),
+    ({"kind": "conv"}, "no 'conv' section in the model's config"),
+    ({"code_dim": -1}, "code_dim -1 is not a positive integer"),
+])
+def test_a_config_that_names_no_model_is_refused(tmp_path: Path, change: dict, message: str) -> None:
+    path = _saved(tmp_path)
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["model"].update(change)
+    torch.save(checkpoint, path)
+    with pytest.raises(UserError, match=rf"is not a checkpoint of this project's models \(.*{message}"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("hidden", [8, [8]])  # the first release stored one width, the next a list
+def test_a_checkpoint_from_before_model_families_loads(tmp_path: Path, hidden: object) -> None:
+    model = build_model(model_params("mlp", code_dim=3, hidden=[8]), seed=0)
     path = tmp_path / "old.pt"
-    torch.save({"state_dict": model.state_dict(), "config": {"input_dim": 64, "hidden": 8, "code_dim": 3},
+    torch.save({"state_dict": model.state_dict(), "config": {"input_dim": PIXELS, "hidden": hidden, "code_dim": 3},
                 "metadata": {}}, path)
     loaded, _ = load_checkpoint(path)
-    assert loaded.config.hidden == (8,)
-    x = torch.rand(2, 64)
+    assert loaded.config == model.config
+    x = torch.rand(2, PIXELS)
     torch.testing.assert_close(loaded(x), model(x))
 
 
 def test_a_foreign_config_is_refused_before_anything_is_allocated(tmp_path: Path) -> None:
     path = _saved(tmp_path)
     checkpoint = torch.load(path, weights_only=True)
-    checkpoint["config"]["hidden"] = [10**9]  # building this model would need 100s of GB
+    checkpoint["model"]["mlp"]["hidden"] = [10**9]  # building this model would need 100s of GB
     torch.save(checkpoint, path)
     with pytest.raises(UserError, match=r"decoder.0.bias is \(8,\) in the file, \(1000000000,\) for its config"):
         load_checkpoint(path)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from helpers import edit_params, run, venv_env
-from mnist_ae.checkpoint import load_checkpoint
+from mnist_ae.models.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ def test_two_ranks_follow_the_single_process(project_copy: Path) -> None:
 FAILING_RANK = """
 import runpy, sys
 import torch.distributed
-from mnist_ae import train
+from mnist_ae.training import loop as train
 
 calls = 0
 original = train.AutogradStep.__call__
@@ -80,8 +80,8 @@ def test_a_user_error_under_torchrun_keeps_its_exit_code_and_message(project_cop
 
 
 def _check_on_rank(rank: int, init_file: str, results: torch.multiprocessing.SimpleQueue) -> None:
-    from mnist_ae.errors import UserError
-    from mnist_ae.train import _check_finite
+    from mnist_ae.core.errors import UserError
+    from mnist_ae.training.loop import _check_finite
 
     torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     losses = torch.ones(10)

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from helpers import write_dataset
-from mnist_ae import download
-from mnist_ae.download import ensure_raw_files, md5_of
-from mnist_ae.errors import UserError
-from mnist_ae.sources import IDX_FILES, MIRROR_ENV, Source, get_source
+from mnist_ae.data import download
+from mnist_ae.data.download import ensure_raw_files, md5_of
+from mnist_ae.core.errors import UserError
+from mnist_ae.core.dataset import IDX_FILES
+from mnist_ae.data.sources import MIRROR_ENV, Source, get_source
 
 
 def test_torchvision_is_the_authority_for_mnist(monkeypatch: pytest.MonkeyPatch) -> None:

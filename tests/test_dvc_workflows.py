@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import dvc, edit_params, git_commit, run
+from helpers import PROJECT, dvc, edit_params, git_commit, run
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +64,7 @@ def test_queued_sweep_runs_every_experiment(project_copy: Path) -> None:
 
 
 def _check(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return run([sys.executable, "-m", "mnist_ae.reprocheck", *args], root, check=False)
+    return run([sys.executable, str(PROJECT / "scripts" / "check_repro.py"), *args], root, check=False)
 
 
 def test_check_repro_without_force_claims_no_rerun(project_copy: Path) -> None:

@@ -2,36 +2,68 @@ import numpy as np
 import pytest
 import torch
 
-from mnist_ae.classes import DIGITS, class_names
-from mnist_ae.dataset import Split
-from mnist_ae.embed import embed_subset, embedding_metrics, knn_accuracy, knn_predictions, run_tsne, sample_indices
-from mnist_ae.errors import UserError
-from mnist_ae.evaluate import check_learned, mean_image_mse, reconstruction_metrics
-from mnist_ae.figures import reconstructions_figure, tsne_figure
-from mnist_ae.model import AutoEncoder, ModelConfig
+from helpers import model_params
+from mnist_ae.core.dataset import DIGITS, PIXELS, Split, class_names
+from mnist_ae.core.errors import UserError
+from mnist_ae.embedding.figures import tsne_figure
+from mnist_ae.embedding.tsne import (
+    embed_subset,
+    embedding_metrics,
+    knn_accuracy,
+    knn_predictions,
+    run_tsne,
+    sample_indices,
+)
+from mnist_ae.evaluation.figures import reconstructions_figure, samples_figure
+from mnist_ae.evaluation.metrics import reconstruction_metrics, sample_images
+from mnist_ae.models import FAMILIES, build_model
+from mnist_ae.models.base import AutoEncoder
+from mnist_ae.models.losses import LOSSES
+from mnist_ae.models.reconstruction import check_learned, mean_image_mse
 
 
-def model() -> AutoEncoder:
-    torch.manual_seed(0)
-    return AutoEncoder(ModelConfig(input_dim=784, hidden=(16,), code_dim=4)).eval()
+def model(kind: str = "mlp") -> AutoEncoder:
+    return build_model(model_params(kind), seed=0).eval()
 
 
 def split(n: int) -> Split:
-    return Split(torch.rand(n, 784), torch.arange(n) % 10)
+    return Split(torch.rand(n, PIXELS), torch.arange(n) % 10)
 
 
-def test_reconstruction_metrics_match_a_direct_computation() -> None:
+@pytest.mark.parametrize("loss", list(LOSSES))
+@pytest.mark.parametrize("kind", list(FAMILIES))
+def test_reconstruction_metrics_match_a_direct_computation(kind: str, loss: str) -> None:
     train, test = split(50), split(30)
-    ae = model()
-    metrics = reconstruction_metrics(ae, train, test, list("abcdefghij"))
+    ae = model(kind)
+    metrics, per_class = reconstruction_metrics(ae, train, test, list("abcdefghij"), loss)
     with torch.no_grad():
-        expected = torch.nn.functional.mse_loss(ae(test.images), test.images).item()
-        expected_seven = torch.nn.functional.mse_loss(ae(test.images[7::10]), test.images[7::10]).item()
-    assert metrics["test_mse"] == pytest.approx(expected, abs=1e-6)
+        reconstructions = ae.decode(ae.encode(test.images))
+        expected = torch.nn.functional.mse_loss(reconstructions, test.images).item()
+        per_image = (reconstructions - test.images).pow(2).mean(dim=1)[7::10].double()
+        objective = float(ae.objective(test.images, LOSSES[loss])) / test.images.numel()
+    assert metrics["test_mse"] == pytest.approx(expected, abs=1e-6)  # the MSE, whatever the loss
+    assert metrics["test_loss"] == pytest.approx(objective, abs=1e-6)
     assert list(metrics["test_mse_per_class"]) == list("abcdefghij")
-    assert metrics["test_mse_per_class"]["h"] == pytest.approx(expected_seven, abs=1e-6)
+    assert metrics["test_mse_per_class"]["h"] == pytest.approx(float(per_image.mean()), abs=1e-6)
+    row = per_class.set_index("class").loc["h"]
+    assert row["count"] == 3
+    assert row["test_mse_median"] == pytest.approx(float(per_image.median()), abs=1e-6)
+    assert row["test_mse_p95"] == pytest.approx(float(torch.quantile(per_image, 0.95)), abs=1e-6)
     baseline = torch.nn.functional.mse_loss(train.images.mean(dim=0).expand_as(test.images), test.images).item()
     assert metrics["baseline_test_mse"] == pytest.approx(baseline, abs=1e-6)
+
+
+@pytest.mark.parametrize("kind", list(FAMILIES))
+def test_samples_are_decoded_from_the_prior_or_the_codes_gaussian(kind: str) -> None:
+    ae, images = model(kind), torch.rand(40, PIXELS)
+    samples = sample_images(ae, images, count=10, seed=3)
+    assert samples.shape == (10, PIXELS) and 0 <= samples.min() and samples.max() <= 1
+    torch.testing.assert_close(sample_images(ae, images, count=10, seed=3), samples)  # seeded
+    assert not torch.equal(sample_images(ae, images, count=10, seed=4), samples)
+    if not ae.has_prior:  # for all but the VAE, codes come from the training codes' own spread
+        far = sample_images(ae, images * 0, count=10, seed=3)  # all-black images: one code, no spread
+        assert not torch.allclose(far, samples)
+    assert len(samples_figure(samples.numpy(), "t").axes) == 1
 
 
 def test_mean_image_baseline_and_the_check_that_training_beat_it() -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import dvc, edit_params, git_commit, run, venv_env
-from mnist_ae.checkpoint import load_checkpoint
+from helpers import PROJECT, dvc, edit_params, git_commit, run, venv_env
+from mnist_ae.models.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +57,7 @@ def test_a_library_upgrade_shows_in_status_and_fails_the_reproduction_check(proj
     assert stale == {"prepare", "train", "evaluate", "embed"}
     git_commit(project_copy, "an upgrade, committed without a rerun")
     dvc("repro", cwd=project_copy)
-    result = run([sys.executable, "-m", "mnist_ae.reprocheck"], project_copy, check=False)
+    result = run([sys.executable, str(PROJECT / "scripts" / "check_repro.py")], project_copy, check=False)
     assert result.returncode == 1
     assert "stage 'train' ran on other code, data or params than the committed dvc.lock" in result.stdout
 

@@ -17,11 +17,12 @@ import torch
 from matplotlib.figure import Figure
 
 from helpers import PROJECT, dvc, edit_params, git_commit, run, venv_env, write_dataset
-from mnist_ae import paths
-from mnist_ae.atomic import save_figure, save_torch, write_json
-from mnist_ae.dataset import load_split, prepare_splits
-from mnist_ae.download import md5_of
-from mnist_ae.idx import write_idx_gz
+from mnist_ae.core import paths
+from mnist_ae.core.atomic import save_figure, save_torch, write_json
+from mnist_ae.core.dataset import load_split
+from mnist_ae.data.prepare import prepare_splits
+from mnist_ae.data.download import md5_of
+from mnist_ae.data.idx import write_idx_gz
 
 pytestmark = pytest.mark.slow
 
@@ -82,7 +83,7 @@ def test_unusable_custom_images_stop_prepare_cleanly(project_copy: Path, shape: 
 
 def test_a_misspelt_key_is_caught_before_dvc_runs(project_copy: Path) -> None:
     edit_params(project_copy, "train", epoch=3)
-    result = subprocess.run([sys.executable, "-m", "mnist_ae.params"], cwd=project_copy, env=venv_env(),
+    result = subprocess.run([sys.executable, "-m", "mnist_ae.core.params"], cwd=project_copy, env=venv_env(),
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["error: params.yaml has 1 problem:",
@@ -94,14 +95,16 @@ def _start_train(root: Path, stderr: int = subprocess.DEVNULL) -> subprocess.Pop
                             stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
 
 
-# A write through ``mnist_ae.atomic`` in a child process, SIGKILLed at a chosen point: part-way
+# A write through ``mnist_ae.core.atomic`` in a child process, SIGKILLed at a chosen point: part-way
 # through writing the bytes (inside torch.save, inside the JSON or PNG writer), or with the bytes all
 # written but before the rename. Run as ``python -c KILLED_WRITE WRITER POINT TARGET [RAW_FOLDER]``.
 KILLED_WRITE = """
 import io, os, pathlib, signal, sys
 import torch
 from matplotlib.figure import Figure
-from mnist_ae import atomic, dataset
+from mnist_ae.core import atomic
+from mnist_ae.core.dataset import IDX_FILES
+from mnist_ae.data.prepare import prepare_splits
 
 writer, point, target = sys.argv[1:4]
 
@@ -150,7 +153,7 @@ elif writer == "save_figure":
     figure = Figure(); figure.subplots().plot(range(100)); atomic.save_figure(target, figure)
 elif writer == "prepare_splits":
     raw = pathlib.Path(sys.argv[4])
-    dataset.prepare_splits({name: raw / name for name in dataset.IDX_FILES}, pathlib.Path(target))
+    prepare_splits({name: raw / name for name in IDX_FILES}, pathlib.Path(target))
 """
 
 

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mnist_ae.errors import UserError
-from mnist_ae.idx import IMAGES_MAGIC, LABELS_MAGIC, parse_idx, read_idx_gz, write_idx_gz
+from mnist_ae.core.errors import UserError
+from mnist_ae.data.idx import IMAGES_MAGIC, LABELS_MAGIC, parse_idx, read_idx_gz, write_idx_gz
 
 
 def test_round_trip(tmp_path: Path) -> None:

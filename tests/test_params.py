@@ -6,9 +6,9 @@ import torch
 import yaml
 from sklearn.utils import check_random_state
 
-from mnist_ae.errors import UserError
-from mnist_ae.params import MAX_EMBED_SEED, MAX_TRAIN_SEED, load_params
-from mnist_ae.sources import IDX_FILES
+from mnist_ae.core.dataset import IDX_FILES
+from mnist_ae.core.errors import UserError
+from mnist_ae.core.params import MAX_EMBED_SEED, MAX_TRAIN_SEED, load_params
 
 PROJECT = Path(__file__).resolve().parents[1]
 CUSTOM_MD5 = {name: "0" * 32 for name in IDX_FILES}
@@ -18,7 +18,12 @@ def write(tmp_path: Path, changes: dict) -> Path:
     """The project's params.yaml with ``changes`` merged into its sections, written to tmp_path."""
     data = yaml.safe_load((PROJECT / "params.yaml").read_text())
     for section, values in changes.items():
-        data.setdefault(section, {}).update(values)
+        target = data.setdefault(section, {})
+        for key, value in values.items():  # one level deeper for a model family's section
+            if isinstance(value, dict) and isinstance(target.get(key), dict) and key != "md5":
+                target[key].update(value)
+            else:
+                target[key] = value
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -27,8 +32,9 @@ def write(tmp_path: Path, changes: dict) -> Path:
 def test_project_params_are_the_reference_settings() -> None:
     params = load_params(PROJECT / "params.yaml")
     assert (params.train.batch_size, params.train.epochs, params.train.lr) == (32, 5, 1e-3)
-    assert (params.model.hidden, params.model.code_dim, params.data.dataset) == ([256], 16, "MNIST")
-    assert params.train.precision == "fp32"
+    assert (params.model.kind, params.model.mlp.hidden, params.model.code_dim) == ("mlp", [256], 16)
+    assert params.model.family == params.model.mlp and params.data.dataset == "MNIST"
+    assert (params.train.precision, params.train.loss, params.train.step) == ("fp32", "mse", "auto")
 
 
 def test_a_missing_key_is_reported(tmp_path: Path) -> None:
@@ -47,6 +53,15 @@ def test_a_missing_key_is_reported(tmp_path: Path) -> None:
         ({"train": {"lr": "fast"}}, "train.lr: Input should be a valid number"),
         ({"train": {"batch_size": 0}}, "train.batch_size: Input should be greater than or equal to 1"),
         ({"model": {"code_dim": 0}}, "model.code_dim: Input should be greater than or equal to 1"),
+        ({"model": {"kind": "resnet"}}, "model.kind: unknown model kind 'resnet'; use one of mlp, conv, vae"),
+        ({"model": {"conv": {"channel": [8]}}}, "model.conv.channel: unknown key (a typo?)"),
+        ({"model": {"conv": {"channels": [8, 8, 8, 8, 8]}}}, "model.conv.channels: List should have at most 4 items"),
+        ({"model": {"vae": {"beta": -1}}}, "model.vae.beta: Input should be greater than or equal to 0"),
+        ({"model": {"mlp": {"hiden": [8]}}}, "model.mlp.hiden: unknown key (a typo?)"),
+        ({"model": {"hidden": [256]}}, "model.hidden: unknown key (a typo?)"),
+        ({"train": {"loss": "l1"}}, "train.loss: Input should be 'mse' or 'bce'"),
+        ({"train": {"step": "fast"}}, "train.step: Input should be 'auto' or 'autograd'"),
+        ({"evaluate": {"samples": 0}}, "evaluate.samples: Input should be greater than or equal to 1"),
         ({"train": {"device": "tpu"}}, "train.device: Input should be 'auto', 'cpu', 'cuda' or 'mps'"),
         ({"data": {"dataset": "CIFAR10"}}, "unknown dataset 'CIFAR10'"),
         ({"data": {"dataset": "custom"}}, "dataset 'custom' needs an md5"),
@@ -79,10 +94,10 @@ def test_bad_params_are_named(tmp_path: Path, data: dict, message: str) -> None:
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     with pytest.raises(UserError) as error:
-        load_params(write(tmp_path, {"train": {"epoch": 3, "lr": -1}, "model": {"hidden": 0}}))
+        load_params(write(tmp_path, {"train": {"epoch": 3, "lr": -1}, "model": {"mlp": {"hidden": 0}}}))
     text = str(error.value)
     assert "has 3 problems" in text
-    assert all(key in text for key in ("train.epoch", "train.lr", "model.hidden"))
+    assert all(key in text for key in ("train.epoch", "train.lr", "model.mlp.hidden"))
 
 
 def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
@@ -96,17 +111,19 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("hidden", "message"),
     [
-        (256, "model.hidden: a list of hidden widths is expected now: write `hidden: [256]`"),
-        ([], "model.hidden: List should have at least 1 item"),
-        ([512, 0], "model.hidden.1: Input should be greater than or equal to 1"),
-        ([512, -3], "model.hidden.1: Input should be greater than or equal to 1"),
+        (256, "hidden: a list of hidden widths is expected now: write `hidden: [256]`"),
+        ([], "hidden: Value should have at least 1 item"),
+        ([512, 0], "hidden.1: Input should be greater than or equal to 1"),
+        ([512, -3], "hidden.1: Input should be greater than or equal to 1"),
     ],
 )
-def test_hidden_is_a_list_of_positive_widths(tmp_path: Path, hidden: object, message: str) -> None:
+@pytest.mark.parametrize("family", ["mlp", "vae"])
+def test_hidden_is_a_list_of_positive_widths(tmp_path: Path, hidden: object, message: str, family: str) -> None:
     with pytest.raises(UserError) as error:
-        load_params(write(tmp_path, {"model": {"hidden": hidden}}))
-    assert message in str(error.value)
-    assert load_params(write(tmp_path, {"model": {"hidden": [512, 128]}})).model.hidden == [512, 128]
+        load_params(write(tmp_path, {"model": {family: {"hidden": hidden}}}))
+    assert f"model.{family}.{message}" in str(error.value)
+    assert getattr(load_params(write(tmp_path, {"model": {family: {"hidden": [512, 128]}}})).model,
+                   family).hidden == [512, 128]
 
 
 def test_precision_is_fp32_or_bf16(tmp_path: Path) -> None:

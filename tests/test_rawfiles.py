@@ -12,11 +12,12 @@ import pytest
 import torch
 
 from helpers import write_dataset
-from mnist_ae import rawfiles
-from mnist_ae.dataset import prepare_splits
-from mnist_ae.download import ensure_raw_files, md5_of
-from mnist_ae.errors import UserError
-from mnist_ae.sources import IDX_FILES, MIRROR_ENV, Source, get_source
+from mnist_ae.data import rawfiles
+from mnist_ae.data.prepare import prepare_splits
+from mnist_ae.data.download import ensure_raw_files, md5_of
+from mnist_ae.core.errors import UserError
+from mnist_ae.core.dataset import IDX_FILES
+from mnist_ae.data.sources import MIRROR_ENV, Source, get_source
 
 
 def _decompress(folder: Path, name: str, target: Path) -> None:

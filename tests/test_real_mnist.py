@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from helpers import skip_or_fail
-from mnist_ae.dataset import prepare_splits
-from mnist_ae.download import ensure_raw_files
-from mnist_ae.sources import MIRROR_ENV, Source, get_source
+from mnist_ae.data.prepare import prepare_splits
+from mnist_ae.data.download import ensure_raw_files
+from mnist_ae.data.sources import MIRROR_ENV, Source, get_source
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,6 @@
 import yaml
 
-from mnist_ae.reprocheck import lock_inputs, metric_drift
+from check_repro import lock_inputs, metric_drift
 
 LOCK = {
     "schema": "2.0",

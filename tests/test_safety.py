@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_ae.checkpoint import load_checkpoint
-from mnist_ae.dataset import load_split
-from mnist_ae.download import ensure_raw_files, md5_of
-from mnist_ae.errors import UserError
-from mnist_ae.sources import IDX_FILES, Source
+from mnist_ae.models.checkpoint import load_checkpoint
+from mnist_ae.core.dataset import load_split
+from mnist_ae.data.download import ensure_raw_files, md5_of
+from mnist_ae.core.errors import UserError
+from mnist_ae.core.dataset import IDX_FILES
+from mnist_ae.data.sources import Source
 
 
 class _Payload:
@@ -36,8 +37,8 @@ def _plant(path: Path, marker: Path, **fields: object) -> None:
 def test_a_checkpoint_cannot_run_code(tmp_path: Path) -> None:
     marker = tmp_path / "code-ran"
     checkpoint = tmp_path / "autoencoder.pt"
-    _plant(checkpoint, marker, config={"hidden": 8, "code_dim": 2}, state_dict={}, metadata={})
-    with pytest.raises(UserError, match="is not a checkpoint of this model"):
+    _plant(checkpoint, marker, model={"kind": "mlp", "code_dim": 2, "mlp": {"hidden": [8]}}, state_dict={}, metadata={})
+    with pytest.raises(UserError, match="is not a checkpoint of this project's models"):
         load_checkpoint(checkpoint)
     assert not marker.exists(), "loading the checkpoint ran the code planted in it"
 

@@ -1,17 +1,23 @@
 import contextlib
 import copy
+import itertools
 
 import pytest
 import torch
 from torch import nn
 
-from mnist_ae.errors import UserError
-from mnist_ae.fast_step import FusedMLPStep, mlp_layers
-from mnist_ae.model import AutoEncoder, ModelConfig
-from mnist_ae.train import (
+from helpers import model_params, train_params
+from mnist_ae.core.dataset import PIXELS
+from mnist_ae.core.errors import UserError
+from mnist_ae.core.params import TrainParams, family_kinds
+from mnist_ae.models import FAMILIES, build_model
+from mnist_ae.models.base import AutoEncoder
+from mnist_ae.models.losses import LOSSES
+from mnist_ae.models.mlp import MLP
+from mnist_ae.training.fast_step import IMPLEMENTS, FusedMLPStep, mlp_layers
+from mnist_ae.training.loop import (
     CHECK_EVERY,
     AutogradStep,
-    TrainConfig,
     fit,
     flushed_denormals,
     make_step,
@@ -19,12 +25,12 @@ from mnist_ae.train import (
 )
 
 DEPTHS = [(32,), (48, 24), (40, 32, 24)]  # one, two and three hidden layers a side
-CONFIG = ModelConfig(input_dim=64, hidden=(32,), code_dim=4)
+SMALL = train_params(epochs=3, batch_size=16, lr=1e-2)
 
 
-def make_model(config: ModelConfig = CONFIG, seed: int = 0) -> AutoEncoder:
-    torch.manual_seed(seed)
-    return AutoEncoder(config)
+def make_model(hidden: tuple[int, ...] = (32,), seed: int = 0, kind: str = "mlp") -> AutoEncoder:
+    family = {"hidden": list(hidden)} if kind in ("mlp", "vae") else {}
+    return build_model(model_params(kind, **family), seed=seed)
 
 
 def _fast_step_gradients(step: FusedMLPStep) -> list[torch.Tensor]:
@@ -38,9 +44,9 @@ def _fast_step_gradients(step: FusedMLPStep) -> list[torch.Tensor]:
 @pytest.mark.parametrize("hidden", DEPTHS)
 @pytest.mark.parametrize("batch", [8, 5])  # a full batch and a short last batch
 def test_hand_written_gradients_match_autograd(hidden: tuple[int, ...], batch: int) -> None:
-    model = make_model(ModelConfig(input_dim=64, hidden=hidden, code_dim=4))
+    model = make_model(hidden)
     reference = copy.deepcopy(model)
-    data = torch.rand(batch, 64)
+    data = torch.rand(batch, PIXELS)
     loss = nn.functional.mse_loss(reference(data), data)
     loss.backward()
 
@@ -56,9 +62,9 @@ def test_hand_written_gradients_match_autograd(hidden: tuple[int, ...], batch: i
 
 @pytest.mark.parametrize("hidden", DEPTHS)
 def test_bf16_gradients_are_autocast_gradients_within_bf16_rounding(hidden: tuple[int, ...]) -> None:
-    model = make_model(ModelConfig(input_dim=64, hidden=hidden, code_dim=4))
+    model = make_model(hidden)
     reference = copy.deepcopy(model)
-    data = torch.rand(8, 64)
+    data = torch.rand(8, PIXELS)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         output = reference(data)
     (output.float() - data).pow(2).mean().backward()
@@ -73,9 +79,9 @@ def test_bf16_gradients_are_autocast_gradients_within_bf16_rounding(hidden: tupl
 
 @pytest.mark.parametrize("hidden", DEPTHS)
 def test_one_step_matches_torch_adam_and_writes_back(hidden: tuple[int, ...]) -> None:
-    model = make_model(ModelConfig(input_dim=64, hidden=hidden, code_dim=4))
+    model = make_model(hidden)
     reference = copy.deepcopy(model)
-    data = torch.rand(8, 64)
+    data = torch.rand(8, PIXELS)
     optimizer = torch.optim.Adam(reference.parameters(), lr=1e-2)
     nn.functional.mse_loss(reference(data), data).backward()
     optimizer.step()
@@ -95,34 +101,107 @@ def test_the_fast_step_covers_the_mlp_family_and_nothing_else() -> None:
     no_sigmoid = make_model()
     no_sigmoid.decoder = no_sigmoid.decoder[:-1]
     no_bias = make_model()
-    no_bias.encoder[0] = nn.Linear(64, 32, bias=False)
+    no_bias.encoder[0] = nn.Linear(PIXELS, 32, bias=False)
     frozen = make_model()
     frozen.encoder[0].weight.requires_grad_(False)
 
-    class Residual(AutoEncoder):
+    class Residual(MLP):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return super().forward(x) + 0.1 * x
 
-    for model in (dropout, no_sigmoid, no_bias, frozen, Residual(CONFIG), nn.Linear(4, 4)):
+    class Regularised(MLP):
+        def objective(self, images: torch.Tensor, loss) -> torch.Tensor:
+            return super().objective(images, loss) + self.encode(images).abs().sum()
+
+    residual, regularised = Residual(4, model_params().mlp), Regularised(4, model_params().mlp)
+    for model in (dropout, no_sigmoid, no_bias, frozen, residual, regularised, nn.Linear(4, 4)):
         assert mlp_layers(model) is None
-        assert isinstance(make_step(model, TrainConfig(), max_batch=8, distributed=False), AutogradStep)
-    assert isinstance(make_step(make_model(), TrainConfig(), max_batch=8, distributed=False), FusedMLPStep)
+        assert isinstance(make_step(model, train_params(), max_batch=8, distributed=False), AutogradStep)
+    assert isinstance(make_step(make_model(), train_params(), max_batch=8, distributed=False), FusedMLPStep)
+
+
+def test_the_schema_names_every_family_and_loss() -> None:
+    assert family_kinds() == list(FAMILIES)
+    assert list(TrainParams.model_fields["loss"].annotation.__args__) == list(LOSSES)
+
+
+PAIRS = list(itertools.product(FAMILIES, LOSSES))
+
+
+@pytest.mark.parametrize(("kind", "loss"), PAIRS)
+def test_the_fast_step_only_for_the_pairs_it_implements(kind: str, loss: str) -> None:
+    """Every (family, loss) pair: the hand-written step exactly where it says it is exact, and
+    never with ``train.step: autograd``."""
+    step = make_step(make_model(kind=kind), train_params(loss=loss), max_batch=8, distributed=False)
+    assert isinstance(step, FusedMLPStep) == ((kind, loss) in IMPLEMENTS)
+    forced = make_step(make_model(kind=kind), train_params(loss=loss, step="autograd"), max_batch=8, distributed=False)
+    assert isinstance(forced, AutogradStep)
+
+
+@pytest.mark.parametrize(("kind", "loss"), [pair for pair in PAIRS if pair not in IMPLEMENTS])
+def test_fit_never_takes_the_fast_step_for_another_pair(kind: str, loss: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"the hand-written step was taken for ({kind}, {loss})")
+
+    monkeypatch.setattr(FusedMLPStep, "__init__", refuse)
+    fit(make_model(kind=kind), torch.rand(32, PIXELS), train_params(epochs=1, batch_size=16, loss=loss), progress=False)
+
+
+@pytest.mark.parametrize("step", ["auto", "autograd"])
+@pytest.mark.parametrize("loss", list(LOSSES))
+def test_fit_trains_the_loss_params_name(loss: str, step: str) -> None:
+    """One full-batch step of the default single-process run against autograd and torch's Adam on
+    that loss: were ``train.loss`` ignored, the weights would be those of another loss."""
+    data = torch.rand(16, PIXELS)
+    model, reference = make_model(), make_model()
+    history = fit(model, data, train_params(epochs=1, batch_size=16, loss=loss, step=step), progress=False)
+    optimizer = torch.optim.Adam(reference.parameters(), lr=1e-3)
+    objective = LOSSES[loss](reference(data), data) / data.numel()
+    objective.backward()
+    optimizer.step()
+    assert history == [pytest.approx(float(objective.detach()), rel=1e-5)]
+    for ours, theirs in zip(model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(ours, theirs)
+
+
+@pytest.mark.parametrize("loss", list(LOSSES))
+@pytest.mark.parametrize("kind", list(FAMILIES))
+def test_every_family_learns_on_every_loss(kind: str, loss: str) -> None:
+    torch.manual_seed(0)
+    data = torch.rand(8, PIXELS).repeat(8, 1)  # 8 images, each seen 8 times an epoch: quick to fit
+    model = make_model(kind=kind)
+    history = fit(model, data, train_params(epochs=4, batch_size=16, lr=3e-3, loss=loss), progress=False)
+    assert history[-1] < history[0], history
+    assert model.encode(data).shape == (64, 4) and model(data).shape == data.shape
+
+
+def test_the_vae_objective_is_reconstruction_plus_beta_kl() -> None:
+    images = torch.rand(8, PIXELS)
+    plain, weighted = (build_model(model_params("vae", beta=beta), seed=0).eval() for beta in (0.0, 2.0))
+    with torch.no_grad():
+        mean, log_variance = plain.posterior(images)
+        kl = float(-0.5 * (1 + log_variance - mean.pow(2) - log_variance.exp()).sum())
+        reconstruction = float(LOSSES["mse"](plain.decode(mean), images))
+        assert float(plain.objective(images, LOSSES["mse"])) == pytest.approx(reconstruction, rel=1e-5)
+        assert float(weighted.objective(images, LOSSES["mse"])) == pytest.approx(reconstruction + 2 * kl, rel=1e-5)
+        plain.train()  # training decodes a sampled code: the objective varies from call to call
+        assert float(plain.objective(images, LOSSES["mse"])) != float(plain.objective(images, LOSSES["mse"]))
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_a_model_outside_the_family_trains_through_autograd(precision: str) -> None:
     model = make_model()
     model.decoder.insert(1, nn.Tanh())  # not a layer the fast step knows
-    data = torch.rand(100, 64)
-    history = fit(model, data, TrainConfig(epochs=3, batch_size=16, lr=1e-2, precision=precision), progress=False)
+    data = torch.rand(100, PIXELS)
+    history = fit(model, data, SMALL.model_copy(update={"precision": precision}), progress=False)
     assert history[-1] < history[0]
     assert all(p.dtype == torch.float32 for p in model.parameters())
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_fit_learns_and_is_deterministic(precision: str) -> None:
-    data = torch.rand(100, CONFIG.input_dim)
-    config = TrainConfig(epochs=3, batch_size=16, lr=1e-2, seed=1, precision=precision)
+    data = torch.rand(100, PIXELS)
+    config = train_params(epochs=3, batch_size=16, lr=1e-2, seed=1, precision=precision)
     first, second = make_model(), make_model()
     history = fit(first, data, config, progress=False)
     assert fit(second, data, config, progress=False) == history
@@ -132,39 +211,39 @@ def test_fit_learns_and_is_deterministic(precision: str) -> None:
 
 
 def test_bf16_follows_fp32_training() -> None:
-    data = torch.rand(200, CONFIG.input_dim)
-    fp32 = fit(make_model(), data, TrainConfig(epochs=3, batch_size=16, lr=1e-2), progress=False)
-    bf16 = fit(make_model(), data, TrainConfig(epochs=3, batch_size=16, lr=1e-2, precision="bf16"), progress=False)
+    data = torch.rand(200, PIXELS)
+    fp32 = fit(make_model(), data, SMALL, progress=False)
+    bf16 = fit(make_model(), data, SMALL.model_copy(update={"precision": "bf16"}), progress=False)
     assert fp32 != bf16  # the products really ran in bfloat16
     assert max(abs(a - b) for a, b in zip(fp32, bf16)) < 0.002
 
 
 def test_the_model_sees_each_epochs_weights() -> None:
-    data = torch.rand(64, CONFIG.input_dim)
+    data = torch.rand(64, PIXELS)
     model, seen = make_model(), []
-    fit(model, data, TrainConfig(epochs=2, batch_size=16), progress=False,
+    fit(model, data, train_params(epochs=2, batch_size=16), progress=False,
         on_epoch_end=lambda epoch, loss: seen.append([p.clone() for p in model.parameters()]))
     assert not all(torch.equal(a, b) for a, b in zip(*seen))
     assert all(torch.equal(a, b) for a, b in zip(seen[-1], model.parameters()))
 
 
 def test_a_batch_larger_than_the_data_allocates_only_the_data() -> None:
-    step = make_step(make_model(), TrainConfig(batch_size=10**9), max_batch=20, distributed=False)
+    step = make_step(make_model(), train_params(batch_size=10**9), max_batch=20, distributed=False)
     assert step.buffers.n == 20
-    history = fit(make_model(), torch.rand(20, 64), TrainConfig(epochs=2, batch_size=10**9), progress=False)
+    history = fit(make_model(), torch.rand(20, PIXELS), train_params(epochs=2, batch_size=10**9), progress=False)
     assert len(history) == 2
 
 
 def test_an_empty_split_is_a_user_error() -> None:
     with pytest.raises(UserError, match="the training split is empty"):
-        fit(make_model(), torch.empty(0, 64), TrainConfig(), progress=False)
+        fit(make_model(), torch.empty(0, PIXELS), train_params(), progress=False)
 
 
 def test_divergence_stops_with_epoch_and_step() -> None:
-    data = torch.rand(64, CONFIG.input_dim)
+    data = torch.rand(64, PIXELS)
     data[37] = float("nan")  # a poisoned sample: the batch that holds it has a NaN loss
     with pytest.raises(UserError, match=r"training diverged at epoch 1, step \d+: the loss is nan; lower train.lr"):
-        fit(make_model(), data, TrainConfig(epochs=2, batch_size=8), progress=False)
+        fit(make_model(), data, train_params(epochs=2, batch_size=8), progress=False)
 
 
 def _train_into_denormals(flush: bool) -> tuple[FusedMLPStep, AutoEncoder]:
@@ -172,7 +251,7 @@ def _train_into_denormals(flush: bool) -> tuple[FusedMLPStep, AutoEncoder]:
     on, and Adam's first moments for them decay by 0.9 a step, through the denormal range. With
     ``flush``, as ``fit`` trains: the CPU's flush mode on, the moments zeroed every CHECK_EVERY steps."""
     torch.manual_seed(0)
-    lit, dark = torch.rand(8, 64), torch.rand(8, 64)
+    lit, dark = torch.rand(8, PIXELS), torch.rand(8, PIXELS)
     dark[:, :10] = 0
     model = make_model()
     step = FusedMLPStep(model, max_batch=8, lr=1e-3)
@@ -204,7 +283,7 @@ def test_flushing_denormals_changes_no_weight() -> None:
 def test_fit_trains_with_denormals_flushed(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
     monkeypatch.setattr(torch, "set_flush_denormal", lambda on: calls.append(on) or True)
-    fit(make_model(), torch.rand(40, 64), TrainConfig(epochs=2, batch_size=8), progress=False)
+    fit(make_model(), torch.rand(40, PIXELS), train_params(epochs=2, batch_size=8), progress=False)
     assert calls == [True, False, True, False]  # around each epoch's steps, then back to the default
 
 

@@ -1,12 +1,13 @@
-"""Fit the auto-encoder with Adam on the MSE loss: one loop for every model, precision and rank count.
+"""Fit an auto-encoder with Adam on its objective: one loop for every family, loss, precision and rank count.
 
 The whole split sits in memory on the device and batches are gathered by index from one seeded
 permutation per epoch (a per-sample ``DataLoader`` spends most of its time collating 32 tensors).
 The loop keeps each step's loss on the device and looks at it only every ``CHECK_EVERY`` steps, for
 the progress bar and the divergence check, so the device never waits for the host.
 
-What a step does is chosen once: ``fast_step.FusedMLPStep`` (hand-written, for the MLP family this
-project builds) in a single process, ``AutogradStep`` for anything else and under DDP.
+What a step does is chosen once: ``fast_step.FusedMLPStep`` (hand-written) for the (family, loss)
+pairs it implements exactly, in a single process; ``AutogradStep`` for anything else, under DDP, and
+whenever ``train.step`` is ``autograd``.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from .errors import UserError
-from .fast_step import FusedMLPStep, mlp_layers
+from ..core.errors import UserError
+from ..core.params import TrainParams
+from ..models.base import AutoEncoder, Loss
+from ..models.losses import LOSSES
+from .fast_step import FusedMLPStep, implements
 
 # How often (in steps) the progress bar is advanced, the loss checked for NaN/inf and denormal
 # moments zeroed: each check waits for the device (and, under DDP, for the other ranks), so it is not
@@ -31,68 +34,71 @@ CHECK_EVERY = 50
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 5
-    batch_size: int = 32
-    lr: float = 1e-3
-    seed: int = 0
-    precision: Literal["fp32", "bf16"] = "fp32"  # a key of PRECISIONS
-
-
 class Step(Protocol):
     optimizer: torch.optim.Optimizer
 
     def __call__(self, data: torch.Tensor, index: torch.Tensor, loss_out: torch.Tensor) -> None:
-        """One optimisation step on ``data[index]``; this rank's sum of squared errors to ``loss_out``."""
+        """One optimisation step on ``data[index]``; this rank's summed objective to ``loss_out``."""
 
     def sync_model(self) -> None:
         """Make the model's parameters hold the trained weights (a step may train a copy)."""
 
 
 class AutogradStep:
-    """One step through autograd and ``torch.optim.Adam``: any model, and DDP.
+    """One step through autograd and ``torch.optim.Adam``: any family and loss, and DDP.
 
     In a group of ranks, each takes its slice of the same global batch and DDP averages the
     gradients over the ranks during the backward pass. In bf16 the forward pass runs under
     ``torch.autocast``; the weights, Adam and the loss stay in float32.
     """
 
-    def __init__(self, model: nn.Module, lr: float, dtype: torch.dtype, distributed: bool) -> None:
+    def __init__(self, model: AutoEncoder, loss: Loss, lr: float, dtype: torch.dtype, distributed: bool) -> None:
         self.device = next(model.parameters()).device
         self.rank, self.world_size = 0, 1
+        self.objective: nn.Module = _Objective(model, loss)
         if distributed:
             from torch.nn.parallel import DistributedDataParallel
 
-            model = DistributedDataParallel(model, device_ids=[self.device] if self.device.type == "cuda" else None)
+            self.objective = DistributedDataParallel(
+                self.objective, device_ids=[self.device] if self.device.type == "cuda" else None)
             self.rank, self.world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
-        self.model = model
         self.autocast = torch.autocast(self.device.type, dtype=dtype) if dtype != torch.float32 else nullcontext()
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
 
     def __call__(self, data: torch.Tensor, index: torch.Tensor, loss_out: torch.Tensor) -> None:
         x = data[index.tensor_split(self.world_size)[self.rank]]
         with self.autocast:
-            y = self.model(x)
-        squared_error = (y.float() - x).pow(2).sum()
+            total = self.objective(x)
         # DDP divides the summed gradients by the number of ranks: scaled so, the result is the
         # gradient of the whole batch's mean, whatever the slices' sizes (even an empty one).
-        loss = squared_error * (self.world_size / (len(index) * data.shape[1]))
+        mean = total * (self.world_size / (len(index) * data.shape[1]))
         self.optimizer.zero_grad(set_to_none=False)
-        loss.backward()
+        mean.backward()
         self.optimizer.step()
-        loss_out.copy_(squared_error.detach())
+        loss_out.copy_(total.detach())
 
     def sync_model(self) -> None:
         pass  # trains the model's own parameters
 
 
-def make_step(model: nn.Module, config: TrainConfig, max_batch: int, distributed: bool) -> Step:
-    """The fast hand-written step where it applies, autograd otherwise."""
+class _Objective(nn.Module):
+    """The model's objective as a module's ``forward``: DDP wraps a module and syncs the gradients of
+    what its ``forward`` computed, so the objective (a VAE's KL term included) must be that forward."""
+
+    def __init__(self, model: AutoEncoder, loss: Loss) -> None:
+        super().__init__()
+        self.model, self.loss = model, loss
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model.objective(images, self.loss)
+
+
+def make_step(model: AutoEncoder, config: TrainParams, max_batch: int, distributed: bool) -> Step:
+    """The hand-written step where it is exact (its own pairs, one process), autograd otherwise."""
     dtype = PRECISIONS[config.precision]
-    if not distributed and mlp_layers(model) is not None:
+    if config.step == "auto" and not distributed and implements(model, config.loss):
         return FusedMLPStep(model, max_batch, config.lr, dtype)
-    return AutogradStep(model, config.lr, dtype, distributed)
+    return AutogradStep(model, LOSSES[config.loss], config.lr, dtype, distributed)
 
 
 @contextmanager
@@ -138,17 +144,18 @@ def _check_finite(step_losses: torch.Tensor, start: int, stop: int, epoch: int, 
 
 
 def fit(
-    model: nn.Module,
+    model: AutoEncoder,
     data: torch.Tensor,
-    config: TrainConfig,
+    config: TrainParams,
     progress: bool = True,
     on_epoch_end: Callable[[int, float], None] | None = None,
     distributed: bool = False,
 ) -> list[float]:
     """Train ``model`` in place on ``data`` (N, D), on ``data``'s device; returns each epoch's mean loss.
 
-    The epoch's loss is the mean over its batches of the batch's mean squared error, as a tutorial
-    loop reports it. ``on_epoch_end(epoch, loss)`` sees the model with that epoch's weights.
+    The epoch's loss is the mean over its batches of the batch's objective per element (for the MSE
+    loss, the batch's mean squared error), as a tutorial loop reports it. ``on_epoch_end(epoch,
+    loss)`` sees the model with that epoch's weights.
     ``distributed``: this process is one rank of a ``torch.distributed`` group (see
     ``distributed.py``); every rank must call ``fit`` with the same arguments.
     """

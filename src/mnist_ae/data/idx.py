@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from ..core.errors import UserError
 
 # Magic numbers: 0x0000 then type 0x08 (unsigned byte) then the number of dimensions.
 IMAGES_MAGIC = 0x0803

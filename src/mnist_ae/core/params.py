@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .dataset import IDX_FILES, NUM_CLASSES, TORCHVISION_DATASETS
 from .errors import UserError
-from .sources import IDX_FILES, TORCHVISION_DATASETS
 
 CV_FOLDS = 5  # folds of the cross-validated k-NN accuracy of the embed stage
 # The seeds the libraries take, checked with them (tests/test_params.py): torch.manual_seed takes an
@@ -23,7 +23,8 @@ CV_FOLDS = 5  # folds of the cross-validated k-NN accuracy of the embed stage
 # numpy's default_rng takes any integer >= 0. Beyond these a stage would die with a traceback.
 MAX_TRAIN_SEED = 2**64 - 1
 MAX_EMBED_SEED = 2**32 - 1
-NUM_CLASSES = 10  # labels 0-9, as in every MNIST-format dataset
+# Each strided convolution halves the image's side (28 -> 14 -> 7 -> 4 -> 2): four fit.
+MAX_CONV_LAYERS = 4
 
 
 class _Strict(BaseModel):
@@ -72,17 +73,57 @@ class DataParams(_Strict):
         return self
 
 
-class ModelParams(_Strict):
-    hidden: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)  # encoder widths; the decoder mirrors them
-    code_dim: int = Field(ge=1)
+def _widths_are_a_list(value: object) -> object:
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError(f"a list of hidden widths is expected now: write `hidden: [{value}]` "
+                         f"(or e.g. [512, 128] for 784-512-128-code-128-512-784)")
+    return value
 
-    @field_validator("hidden", mode="before")
+
+Widths = Annotated[list[Annotated[int, Field(ge=1)]], BeforeValidator(_widths_are_a_list), Field(min_length=1)]
+
+
+# One section per model family (models/): its knobs, typed. The section's name is the family's
+# `kind`; model.code_dim, the size of the code, is shared by every family.
+class MLPParams(_Strict):
+    hidden: Widths  # encoder's widths; the decoder mirrors them
+
+
+class ConvParams(_Strict):
+    # channels of each strided 3x3 convolution down to the code; transposed ones mirror them back up
+    channels: list[Annotated[int, Field(ge=1)]] = Field(min_length=1, max_length=MAX_CONV_LAYERS)
+
+
+class VAEParams(_Strict):
+    hidden: Widths  # as mlp's; the encoder ends in a mean and a log-variance of the code
+    beta: float = Field(ge=0)  # weight of the KL term: 1 is the plain VAE, more trades detail for a smoother code space
+
+
+class ModelParams(_Strict):
+    kind: str
+    code_dim: int = Field(ge=1)
+    mlp: MLPParams
+    conv: ConvParams
+    vae: VAEParams
+
+    @field_validator("kind")
     @classmethod
-    def _a_list_of_widths(cls, value: object) -> object:
-        if isinstance(value, int) and not isinstance(value, bool):
-            raise ValueError(f"a list of hidden widths is expected now: write `hidden: [{value}]` "
-                             f"(or e.g. [512, 128] for 784-512-128-code-128-512-784)")
-        return value
+    def _a_family(cls, kind: str) -> str:
+        kinds = family_kinds()
+        if kind not in kinds:
+            raise ValueError(f"unknown model kind {kind!r}; use one of {', '.join(kinds)}")
+        return kind
+
+    @property
+    def family(self) -> BaseModel:
+        """The chosen family's own section: ``model.<kind>``."""
+        return getattr(self, self.kind)
+
+
+def family_kinds() -> list[str]:
+    """The model families the schema has a section for (the fields of ``ModelParams`` that are sections)."""
+    return [name for name, field in ModelParams.model_fields.items()
+            if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)]
 
 
 class TrainParams(_Strict):
@@ -93,10 +134,14 @@ class TrainParams(_Strict):
     device: Literal["auto", "cpu", "cuda", "mps"]
     nproc: int = Field(ge=1)  # processes (ranks) on this machine; > 1 runs through torchrun
     precision: Literal["fp32", "bf16"]
+    loss: Literal["mse", "bce"]  # the reconstruction loss trained on: a key of models.losses.LOSSES
+    step: Literal["auto", "autograd"]  # autograd: never the hand-written step (for debugging)
 
 
 class EvaluateParams(_Strict):
     examples: list[int] = Field(min_length=1)
+    samples: int = Field(ge=1, le=1024)  # images decoded from random codes in samples.png
+    seed: int = Field(ge=0, le=MAX_TRAIN_SEED)  # of those random codes (a torch.Generator's seed)
 
 
 class EmbedParams(_Strict):
@@ -157,7 +202,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 
 
 def main() -> None:
-    """``python -m mnist_ae.params [FILE]``: check a params file without running anything.
+    """``python -m mnist_ae.core.params [FILE]``: check a params file without running anything.
 
     ``make repro`` runs this first because DVC reruns a stage only when a key it tracks changes: a
     misspelt key (``train.epoch``) changes none, so ``dvc repro`` alone would say all is up to date.

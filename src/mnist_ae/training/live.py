@@ -10,13 +10,16 @@ DVC does not commit that log: the stage failed, and its next run starts a fresh 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import torch
 from dvclive import Live
 
-from .atomic import write_json
+from ..core.atomic import write_json
+from ..models.base import AutoEncoder
+from ..models.reconstruction import per_sample_mse
 
 
 class _Live(Live):
@@ -69,3 +72,22 @@ def live_log(folder: Path) -> Iterator[EpochLog]:
         yield log
     finally:
         log.end()
+
+
+@contextmanager
+def epoch_log(folder: Path, model: AutoEncoder, test_images: torch.Tensor,
+              enabled: bool = True) -> Iterator[Callable[[int, float], None] | None]:
+    """``fit``'s ``on_epoch_end``: each epoch's training loss and test MSE into a fresh log in
+    ``folder``. ``enabled=False`` (a rank other than 0) logs nothing and yields None."""
+    if not enabled:
+        yield None
+        return
+    with live_log(folder) as log:
+
+        def on_epoch_end(epoch: int, loss: float) -> None:
+            log.step = epoch
+            log.log_metric("train_loss", round(loss, 6))
+            log.log_metric("test_mse", round(float(per_sample_mse(model, test_images).mean()), 6))
+            log.next_step()
+
+        yield on_epoch_end

@@ -14,9 +14,12 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:  # only the stages that write tables import pandas
+    import pandas as pd
 
 
 def _pid_alive(pid: int) -> bool:
@@ -102,3 +105,9 @@ def save_figure(path: str | os.PathLike[str], figure: Any, dpi: int = 100) -> No
     """Save a matplotlib figure as PNG atomically (the format is given, as the temp name has none)."""
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+
+
+def write_table(path: str | os.PathLike[str], frame: pd.DataFrame, float_format: str | None = None) -> None:
+    """Write a pandas table as CSV (the form ``dvc plots`` reads and a spreadsheet opens), atomically."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, float_format=float_format, lineterminator="\n")

@@ -9,10 +9,11 @@ import torch
 from sklearn.model_selection import cross_val_predict, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
-from .dataset import Split
-from .errors import UserError
-from .model import AutoEncoder
-from .params import CV_FOLDS
+from ..core.dataset import Split
+from ..core.errors import UserError
+from ..core.params import CV_FOLDS
+from ..models.base import AutoEncoder
+from ..models.reconstruction import encode
 
 # openTSNE's FFT grid: 2 intervals per unit of embedding rather than 1 makes the grid 4x smaller once
 # the clusters spread out, and the FFT over it each iteration that much cheaper, at the same k-NN
@@ -34,12 +35,6 @@ def sample_indices(n_samples: int, size: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n_samples, size=size, replace=False))
 
 
-@torch.no_grad()
-def encode(model: AutoEncoder, images: torch.Tensor) -> np.ndarray:
-    device = next(model.parameters()).device
-    return model.encoder(images.to(device)).cpu().numpy()
-
-
 def run_tsne(codes: np.ndarray, method: str, perplexity: float, seed: int) -> np.ndarray:
     """2-D t-SNE of ``codes``: openTSNE's FFT-accelerated version, or scikit-learn's Barnes-Hut one."""
     if method == "opentsne":
@@ -59,7 +54,7 @@ def embed_subset(
 ) -> Embedding:
     """Encode a seeded subset of ``split`` and run t-SNE on the codes."""
     index = torch.from_numpy(sample_indices(len(split), size, seed))
-    codes = encode(model, split.images[index])
+    codes = encode(model, split.images[index]).numpy()
     return Embedding(codes, run_tsne(codes, method, perplexity, seed), split.labels[index].numpy())
 
 

@@ -10,17 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import paths
-
-# The four files of every MNIST-format dataset, in torchvision's order: train images, train labels,
-# test images, test labels.
-IDX_FILES = (
-    "train-images-idx3-ubyte.gz",
-    "train-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz",
-)
-TORCHVISION_DATASETS = ("MNIST", "FashionMNIST", "KMNIST")
+from ..core import paths
 
 # A URL prefix (https://, file://) or a local folder holding the four files, tried before the
 # dataset's own mirrors: an internal mirror, or a folder of files fetched once by hand.

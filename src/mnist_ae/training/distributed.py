@@ -18,6 +18,8 @@ from datetime import timedelta
 
 import torch
 
+from ..core.errors import UserError
+
 # How long a rank waits for the others, at the start and in each collective, before the run fails.
 # PyTorch's defaults (10 minutes for NCCL, 30 for gloo) would leave the other machines of a
 # multi-node run idle that long after one fails; this model's largest all-reduce takes milliseconds.
@@ -46,12 +48,20 @@ def launched_by_torchrun() -> bool:
     return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
-def relaunch_with_torchrun(nproc: int, script: str) -> int:
+def needs_torchrun(nproc: int) -> bool:
+    """Whether this process must start the ranks: more than one asked for, and none started yet."""
+    return nproc > 1 and not launched_by_torchrun()
+
+
+def relaunch_with_torchrun(nproc: int, script: str, device: torch.device) -> int:
     """Start ``script`` as ``nproc`` ranks on this machine through torchrun; returns the exit code.
 
     Each rank prints its own error (a user error as one line, exit 2); the exit code passed on is
     that of the rank that failed first, so a user error still ends the stage with 2, Ctrl-C with 130.
     """
+    if device.type == "cuda" and nproc > torch.cuda.device_count():
+        raise UserError(f"train.nproc is {nproc} but this machine has {torch.cuda.device_count()} CUDA devices; "
+                        f"use at most one rank a GPU")
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import main as torchrun

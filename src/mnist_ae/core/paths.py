@@ -16,6 +16,7 @@ TRAIN_LOG = METRICS / "train"  # dvclive's folder: metrics.json and plots/metric
 EVALUATE_METRICS = METRICS / "evaluate.json"
 PER_CLASS = METRICS / "per_class.csv"  # test MSE per class, drawn as a bar chart
 RECONSTRUCTIONS = METRICS / "reconstructions.png"
+SAMPLES = METRICS / "samples.png"  # images decoded from random codes
 EMBED_METRICS = METRICS / "embed.json"
 TSNE = METRICS / "tsne.png"
 TSNE_POINTS = METRICS / "tsne.csv"  # the embedding's points and classes, drawn by .dvc/plots/tsne_classes.json

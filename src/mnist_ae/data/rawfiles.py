@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from .errors import UserError
+from ..core.errors import UserError
 from .idx import GZIP_MAGIC, IMAGES_MAGIC, LABELS_MAGIC, gunzip, parse_idx
 from .sources import Source
 

@@ -1,15 +1,20 @@
-"""The pipeline's two figures, as matplotlib ``Figure`` objects.
+"""The evaluate stage's figures, as matplotlib ``Figure`` objects.
 
 Built without pyplot: no global figure state to close, and no GUI backend to pick on a server.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-IMAGE_SIDE = 28
+from ..core.dataset import IMAGE_SHAPE
+
+
+def _image(row: np.ndarray) -> np.ndarray:
+    return row.reshape(IMAGE_SHAPE[1:])  # one channel: (height, width)
 
 
 def reconstructions_figure(originals: np.ndarray, reconstructions: np.ndarray, indices: list[int]) -> Figure:
@@ -20,7 +25,7 @@ def reconstructions_figure(originals: np.ndarray, reconstructions: np.ndarray, i
     for column, index in enumerate(indices):
         for row, images in enumerate((originals, reconstructions)):
             axis = axes[row, column]
-            axis.imshow(images[column].reshape(IMAGE_SIDE, IMAGE_SIDE), cmap="gray", vmin=0, vmax=1)
+            axis.imshow(_image(images[column]), cmap="gray", vmin=0, vmax=1)
             axis.set_axis_off()
         axes[0, column].set_title(f"#{index}", fontsize=9)
     figure.text(0.0, 0.72, "original", rotation=90, va="center", fontsize=10)
@@ -30,17 +35,18 @@ def reconstructions_figure(originals: np.ndarray, reconstructions: np.ndarray, i
     return figure
 
 
-def tsne_figure(points: np.ndarray, labels: np.ndarray, title: str, names: list[str]) -> Figure:
-    """The 2-D embedding as a scatter, one colour per class, with the classes' names in the legend."""
-    figure = Figure(figsize=(7, 6))
+def samples_figure(images: np.ndarray, title: str) -> Figure:
+    """Decoded samples as a square grid, tiled into one image (one ``imshow``, not one per sample)."""
+    side = math.ceil(math.sqrt(len(images)))
+    height, width = IMAGE_SHAPE[1:]
+    grid = np.ones((side * height, side * width), dtype=np.float32)
+    for i, row in enumerate(images):
+        top, left = (i // side) * height, (i % side) * width
+        grid[top : top + height, left : left + width] = _image(row)
+    figure = Figure(figsize=(6, 6.4))
     axis = figure.subplots()
-    colours = colormaps["tab10"]
-    for label in np.unique(labels):
-        mask = labels == label
-        axis.scatter(points[mask, 0], points[mask, 1], s=6, color=colours(int(label)), label=names[int(label)])
-    axis.legend(title="class", markerscale=3, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    axis.set_xlabel("t-SNE 1")
-    axis.set_ylabel("t-SNE 2")
-    axis.set_title(title)
+    axis.imshow(grid, cmap="gray", vmin=0, vmax=1)
+    axis.set_axis_off()
+    axis.set_title(title, fontsize=10)
     figure.tight_layout()
     return figure

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import UserError
+from ..core.errors import UserError
 
 
 def _available(name: str) -> bool:

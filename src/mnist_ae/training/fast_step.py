@@ -1,4 +1,4 @@
-"""A training step for the auto-encoder's MLP family, written out by hand: where the speed lives.
+"""A training step for the ``mlp`` family on the MSE loss, written out by hand: where the speed lives.
 
 For batches of 32 on a CPU, autograd's graph building, the per-step allocations and the optimizer's
 per-tensor bookkeeping cost as much as the arithmetic. This step does the same maths as autograd
@@ -12,8 +12,9 @@ and ``torch.optim.Adam`` with every buffer allocated once:
 - the loss stays on the device, so nothing waits for it.
 
 It trains its own copy of the weights and writes them back into the model on ``sync_model()``,
-so the model and the checkpoint code never see its layout. A model it does not cover (another
-layer type, another loss) trains through ``train.AutogradStep``, as does DDP. ``tests/test_train.py``
+so the model and the checkpoint code never see its layout. It is exact only for what it writes
+out, so it declares those (family, loss) pairs in ``IMPLEMENTS``; every other pair, a model of the
+family with another layer in it, and DDP train through ``loop.AutogradStep``. ``tests/test_train.py``
 checks its gradients and Adam steps against autograd's for several depths, in both precisions.
 
 With ``dtype=torch.bfloat16`` the matrix products and activations run in bfloat16 while the
@@ -27,20 +28,32 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .model import AutoEncoder
+from ..models.base import AutoEncoder
+from ..models.mlp import MLP
 
 RELU, IDENTITY, SIGMOID = "relu", "identity", "sigmoid"
+# The (model.kind, train.loss) pairs whose forward, loss and backward this module writes out.
+IMPLEMENTS = {(MLP.kind, "mse")}
+
+
+def implements(model: nn.Module, loss: str) -> bool:
+    """Whether this step trains ``model`` on ``loss`` exactly as autograd would."""
+    return (getattr(model, "kind", None), loss) in IMPLEMENTS and mlp_layers(model) is not None
 
 
 def mlp_layers(model: nn.Module) -> list[tuple[nn.Linear, str]] | None:
     """The model's layers as (Linear, activation after it), or None when this step cannot train it.
 
-    Covered: an ``AutoEncoder`` (its own ``forward``, decoder after encoder) whose ``encoder`` and
-    ``decoder`` are ``nn.Sequential`` of plain ``nn.Linear`` layers with biases, every parameter
-    trained, each layer followed by a ReLU or by nothing, the very last by a Sigmoid. Anything else,
-    a subclass with another ``forward`` or layer included, trains through autograd.
+    Covered: an ``MLP`` itself (not a subclass, whose ``encode``, ``decode`` or ``objective`` may
+    differ) whose ``encoder`` and ``decoder`` are ``nn.Sequential`` of plain ``nn.Linear`` layers
+    with biases, every parameter trained, each layer followed by a ReLU or by nothing, the very last
+    by a Sigmoid. Anything else, a Dropout or another layer added to the family included, trains
+    through autograd.
     """
-    if type(model).forward is not AutoEncoder.forward or not all(p.requires_grad for p in model.parameters()):
+    if type(model) is not MLP or any(getattr(MLP, name) is not getattr(AutoEncoder, name)
+                                     for name in ("forward", "objective")):
+        return None
+    if not all(p.requires_grad for p in model.parameters()):
         return None
     encoder, decoder = getattr(model, "encoder", None), getattr(model, "decoder", None)
     if not isinstance(encoder, nn.Sequential) or not isinstance(decoder, nn.Sequential):
@@ -65,7 +78,8 @@ class FusedMLPStep:
     def __init__(self, model: nn.Module, max_batch: int, lr: float, dtype: torch.dtype = torch.float32) -> None:
         layers = mlp_layers(model)
         if layers is None:
-            raise ValueError("FusedMLPStep covers Linear/ReLU chains ending in a Sigmoid; use AutogradStep")
+            raise ValueError("FusedMLPStep covers the mlp family's Linear/ReLU chains ending in a Sigmoid; "
+                             "use AutogradStep")
         self.model_params = [(linear.weight, linear.bias) for linear, _ in layers]
         self.activations = [activation for _, activation in layers]
         device = layers[0][0].weight.device

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .atomic import atomic_path
-from .errors import UserError
+from ..core.atomic import atomic_path
+from ..core.errors import UserError
 from .rawfiles import find_verified
 from .sources import MIRROR_ENV, Source
 

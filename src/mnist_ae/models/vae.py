@@ -1,0 +1,54 @@
+"""A variational auto-encoder (Kingma and Welling, "Auto-Encoding Variational Bayes", 2013).
+
+The fully connected encoder gives, for each image, the mean and log-variance of a Gaussian over
+codes. Training decodes a code drawn from it (the reparameterisation trick: mean + sigma * noise,
+so the gradient flows through mean and sigma) and adds ``beta`` times the KL divergence from the
+prior N(0, I) to the reconstruction loss, which makes codes drawn from that prior decode to digits.
+Elsewhere (evaluate, embed) the code of an image is its mean: deterministic, as for other families.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..core.dataset import PIXELS
+from ..core.params import VAEParams
+from .base import AutoEncoder, Loss, mlp
+from .losses import in_float32
+
+
+class VAE(AutoEncoder):
+    kind = "vae"
+    has_prior = True
+
+    def __init__(self, code_dim: int, params: VAEParams) -> None:
+        super().__init__(code_dim, params)
+        self.beta = params.beta
+        widths = [PIXELS, *params.hidden]
+        self.encoder = mlp(widths, last_activation=nn.ReLU())
+        self.mean = nn.Linear(widths[-1], code_dim)
+        self.log_variance = nn.Linear(widths[-1], code_dim)
+        self.decoder = mlp([code_dim, *widths[::-1]], last_activation=nn.Sigmoid())
+
+    def posterior(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.encoder(images)
+        return self.mean(hidden), self.log_variance(hidden)
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        return self.posterior(images)[0]
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.decoder(codes)
+
+    def objective(self, images: torch.Tensor, loss: Loss) -> torch.Tensor:
+        """Reconstruction loss + beta x KL(posterior || N(0, I)), summed over the batch."""
+        mean, log_variance = self.posterior(images)
+        code = mean + torch.randn_like(mean) * (0.5 * log_variance).exp() if self.training else mean
+        return loss(self.decode(code), images) + self.beta * kl_divergence(mean, log_variance)
+
+
+@in_float32
+def kl_divergence(mean: torch.Tensor, log_variance: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, exp(log_variance)) || N(0, I)), summed: the paper's appendix B, in closed form."""
+    return -0.5 * (1 + log_variance - mean.pow(2) - log_variance.exp()).sum()
