@@ -18,8 +18,14 @@ $(VENV)/.installed: pyproject.toml requirements.lock requirements-dev.lock
 	$(VENV)/bin/python -m pip install --quiet --no-deps -e .
 	touch $@
 
-lint: install  ## ruff's checks over the whole project (rules in pyproject.toml)
+# The CI workflow is copied into other repositories. check-jsonschema checks the workflows against
+# GitHub's schema (shipped with the tool), then zizmor audits their security offline: pinned actions,
+# token permissions, injection (ignores, with their reasons, would go in .github/zizmor.yml).
+# --strict-collection: without it zizmor skips, with a warning, a workflow it cannot parse.
+lint: install  ## ruff's checks over the whole project (rules in pyproject.toml), then the schema and zizmor over .github/
 	python -m ruff check .
+	check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	zizmor --offline --strict-collection .github/
 
 lock: install  ## rewrite requirements.lock and requirements-dev.lock from this venv (after an upgrade)
 	python scripts/lock.py
