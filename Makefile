@@ -18,8 +18,14 @@ $(VENV)/.installed: pyproject.toml requirements.lock requirements-dev.lock
 	$(VENV)/bin/python -m pip install --quiet --no-deps -e .
 	touch $@
 
-lint: install  ## ruff's checks over the whole project (rules in pyproject.toml)
+# The CI workflow is copied into other repositories. check-jsonschema checks the workflows against
+# GitHub's schema (shipped with the tool), then zizmor audits their security offline: pinned actions,
+# token permissions, injection (ignores, with their reasons, would go in .github/zizmor.yml).
+# --strict-collection: without it zizmor skips, with a warning, a workflow it cannot parse.
+lint: install  ## ruff's checks over the whole project (rules in pyproject.toml), then the schema and zizmor over .github/
 	python -m ruff check .
+	check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	zizmor --offline --strict-collection .github/
 
 lock: install  ## rewrite requirements.lock and requirements-dev.lock from this venv (after an upgrade)
 	python scripts/lock.py
@@ -47,11 +53,16 @@ test-fast: install  ## the suite without the end-to-end dvc runs
 bench: install  ## time training and t-SNE against the tutorial versions, side by side (ARGS="--repeats 3")
 	python -m benchmarks.run $(ARGS)
 
-# The params people sweep and the headline metrics: plain `dvc exp show` lists every metric and the
-# hash of every dependency, some 45 columns.
-EXP_SHOW_KEEP = ^(Experiment|model\..*|train\.(epochs|batch_size|lr|precision)|train_loss|train_mse|metrics/evaluate.json:test_mse|knn_accuracy_.*)$$
-exp-show: install  ## dvc exp show, narrowed to the swept params and headline metrics (ARGS=--md for Markdown)
-	dvc exp show --drop '.*' --keep '$(EXP_SHOW_KEEP)' $(ARGS)
+# Plain `dvc exp show` lists every param, every metric and the hash of every dependency, some 70
+# columns. --only-changed leaves the columns whose values differ between the experiments shown: every
+# param that was changed, data.* and embed.* as much as train.*. Of the rest, the headline metrics are
+# kept even where equal (--keep protects them), and the dependency hashes (data/models changes with
+# any training param), the creation time and the detail metrics (per class, baselines, the last
+# epoch's step and test MSE, embed's sample size) are dropped even where they differ.
+EXP_SHOW_KEEP = ^(Experiment|train_loss|train_mse|metrics/evaluate\.json:test_mse|knn_accuracy_.*)$$
+EXP_SHOW_DROP = ^(Created|(src|stages|data)/.*|requirements\.lock|baseline_.*|test_mse_per_class\..*|step|size|metrics/train/metrics\.json:test_mse)$$
+exp-show: install  ## dvc exp show: the params that differ between experiments, and the headline metrics (ARGS=--md)
+	dvc exp show --only-changed --drop '$(EXP_SHOW_DROP)' --keep '$(EXP_SHOW_KEEP)' $(ARGS)
 
 clean:  ## remove the virtual environment and test caches (DVC's data stays)
 	rm -rf $(VENV) .pytest_cache .hypothesis

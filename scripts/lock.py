@@ -64,7 +64,8 @@ def main() -> None:
                             capture_output=True, text=True, check=True).stdout.splitlines()
     pins = {canonicalize_name(line.split("==")[0]): line for line in frozen if "==" in line}
     for path, names, what, scope in (("requirements.lock", runtime, "Runtime versions", "the pipeline"),
-                                     ("requirements-dev.lock", dev, "Test tools' versions", "the test suite alone")):
+                                     ("requirements-dev.lock", dev, "Test and lint tools' versions",
+                                      "the dev extra (tests, lint) alone")):
         missing = sorted(names - pins.keys())
         if missing:
             sys.exit(f"error: not installed as a released version: {', '.join(missing)}")
