@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from mnist_ae.model import AutoEncoder
+from mnist_ae.models.base import AutoEncoder
 
 
 def fit_reference(

@@ -14,12 +14,21 @@ from itertools import pairwise
 from pathlib import Path
 
 import torch
+import yaml
 
-from mnist_ae.dataset import load_split
-from mnist_ae.model import AutoEncoder, ModelConfig
-from mnist_ae.train import PRECISIONS, TrainConfig, fit
+from mnist_ae.core.dataset import load_split
+from mnist_ae.core.params import ModelParams, TrainParams
+from mnist_ae.models import build_model
+from mnist_ae.training.loop import PRECISIONS, fit
 
 from .reference import fit_reference
+
+
+def project_params(hidden: list[int], **train: object) -> tuple[ModelParams, TrainParams]:
+    """params.yaml's model and train sections (the defaults), with the mlp's widths and ``train`` changed."""
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["model"]["mlp"]["hidden"] = hidden
+    return ModelParams.model_validate(params["model"]), TrainParams.model_validate({**params["train"], **train})
 
 
 def main() -> None:
@@ -27,13 +36,15 @@ def main() -> None:
     parser.add_argument("implementation", choices=["tutorial", "project"])
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32")
+    parser.add_argument("--step", choices=["auto", "autograd"], default="auto")
     parser.add_argument("--hidden", type=int, nargs="+", default=[256])
     parser.add_argument("--prepared", type=Path, default=Path("data/prepared"))
     args = parser.parse_args()
 
     images = load_split(args.prepared, "train").images
-    torch.manual_seed(0)
-    model = AutoEncoder(ModelConfig(hidden=tuple(args.hidden)))
+    model_params, train_params = project_params(args.hidden, epochs=args.epochs, precision=args.precision,
+                                                step=args.step)
+    model = build_model(model_params, seed=0)
     marks = [time.perf_counter()]
 
     def on_epoch_end(epoch: int, loss: float) -> None:
@@ -44,8 +55,7 @@ def main() -> None:
             raise SystemExit("the tutorial loop is float32 only")
         losses = fit_reference(model, images, args.epochs, on_epoch_end=on_epoch_end)
     else:
-        config = TrainConfig(epochs=args.epochs, precision=args.precision)
-        losses = fit(model, images, config, progress=False, on_epoch_end=on_epoch_end)
+        losses = fit(model, images, train_params, progress=False, on_epoch_end=on_epoch_end)
     epoch_seconds = [b - a for a, b in pairwise(marks)]
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
     print(json.dumps({"epoch_seconds": epoch_seconds, "losses": losses, "peak_rss_mib": peak_mib,

@@ -41,10 +41,34 @@ def test_exp_run_with_a_param_and_exp_show(project_copy: Path) -> None:
     assert "tiny-code" in table and "model.code_dim" in table and "test_mse" in table
     # Both revisions' data go into one chart each: loss curves, per-class bars, t-SNE, confusion.
     plots = json.loads(dvc("plots", "diff", "HEAD", "tiny-code", "--json", cwd=project_copy).stdout)["data"]
-    for name in ("Loss per epoch", "Test MSE per class", "t-SNE of the codes", "k-NN confusion (codes, 5-fold CV)"):
+    for name in ("Training loss per epoch", "Test MSE per epoch", "Test MSE per class", "t-SNE of the codes",
+                 "k-NN confusion (codes, 5-fold CV)"):
         [chart] = plots[name]
         assert sorted(chart["revisions"]) == ["HEAD", "tiny-code"], name
         assert {point["rev"] for point in chart["content"]["data"]["values"]} == {"HEAD", "tiny-code"}, name
+
+
+def test_every_family_and_loss_is_one_param(project_copy: Path) -> None:
+    """`dvc exp run -S` of another family or loss, with no other edit: prepare to embed, in exp show."""
+    # The synthetic digits are random pixel patterns, not strokes: a convolutional family needs more
+    # than 2 epochs to beat the mean image on them (on MNIST, the defaults do).
+    edit_params(project_copy, "train", epochs=10, lr=0.003)
+    git_commit(project_copy, "longer training for the small data")
+    runs = {"conv": "model.kind=conv", "vae": "model.kind=vae", "bce": "train.loss=bce"}
+    for name, setting in runs.items():
+        dvc("exp", "run", "-n", name, "-S", setting, cwd=project_copy)
+    experiments = _experiments(project_copy)
+    for name, setting in runs.items():
+        key, value = setting.split("=")
+        section, field = key.split(".")
+        assert experiments[name]["params"][section][field] == value
+        evaluate = experiments[name]["metrics"]["metrics/evaluate.json"]
+        assert 0 < evaluate["test_mse"] < evaluate["baseline_test_mse"], name
+        assert "knn_accuracy_codes" in experiments[name]["metrics"]["metrics/embed.json"]
+    assert experiments["bce"]["metrics"]["metrics/evaluate.json"]["test_loss"] > 0.1  # a BCE, not an MSE
+    plots = json.loads(dvc("plots", "diff", "HEAD", *runs, "--json", cwd=project_copy).stdout)["data"]
+    assert sorted(plots["Test MSE per class"][0]["revisions"]) == sorted(["HEAD", *runs])
+    assert {entry["revisions"][0] for entry in plots["metrics/samples.png"]} == {"HEAD", *runs}
 
 
 def test_queued_sweep_runs_every_experiment(project_copy: Path) -> None:

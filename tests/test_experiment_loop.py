@@ -37,7 +37,7 @@ def test_artifacts_get_downloads_the_registered_model(project_copy: Path, tmp_pa
     assert downloaded.read_bytes() == (project_copy / "data/models/autoencoder.pt").read_bytes()
     assert (elsewhere / "v1.pt").read_bytes() == downloaded.read_bytes()
     model, metadata = load_checkpoint(downloaded)
-    assert model.config.code_dim == 4 and len(metadata["loss_per_epoch"]) == 2
+    assert model.code_dim == 4 and len(metadata["loss_per_epoch"]) == 2
 
 
 def test_a_network_that_learned_nothing_is_not_saved(project_copy: Path) -> None:

@@ -21,7 +21,8 @@ def project(built_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 def test_repro_writes_every_output(project: Path) -> None:
     for path in ("data/prepared/train.pt", "data/prepared/test.pt", "data/models/autoencoder.pt",
-                 "metrics/train/plots/metrics/train_loss.tsv", "metrics/reconstructions.png", "metrics/tsne.png",
+                 "metrics/train/plots/metrics/train_loss.tsv", "metrics/reconstructions.png", "metrics/samples.png",
+                 "metrics/tsne.png",
                  "metrics/per_class.csv", "metrics/tsne.csv", "metrics/confusion.csv"):
         assert (project / path).stat().st_size > 0, path
     train = json.loads((project / "metrics/train/metrics.json").read_text())
@@ -29,6 +30,9 @@ def test_repro_writes_every_output(project: Path) -> None:
     embed = json.loads((project / "metrics/embed.json").read_text())
     assert train["step"] == 2 and 0 < train["train_loss"] < 0.2 and 0 < train["test_mse"] < 0.2
     assert 0 < evaluate["test_mse"] < 0.2 and list(evaluate["test_mse_per_class"]) == [str(d) for d in range(10)]
+    assert evaluate["test_loss"] == pytest.approx(evaluate["test_mse"], abs=1e-5)  # the default objective: MSE
+    per_class = (project / "metrics/per_class.csv").read_text().splitlines()
+    assert per_class[0] == "class,test_mse,test_mse_median,test_mse_p95,count" and len(per_class) == 11
     # The model must beat reconstructing every image as the mean training image (2 epochs: not by much).
     assert evaluate["test_mse"] < evaluate["baseline_test_mse"] and evaluate["baseline_train_mse"] > 0
     # The generated digits are well-separated patterns: even 2 epochs' codes must tell them apart.
@@ -52,7 +56,14 @@ def test_a_param_reruns_only_its_stages(project: Path) -> None:
     params_path = project / "params.yaml"
     original = params_path.read_text()
     try:
-        for key, value, expected in (("embed", ("perplexity", 12.0), {"embed"}), ("train", ("epochs", 3), {"train"})):
+        for key, value, expected in (
+            ("embed", ("perplexity", 12.0), {"embed"}),
+            ("train", ("epochs", 3), {"train"}),
+            ("train", ("loss", "bce"), {"train", "evaluate"}),
+            ("model", ("kind", "conv"), {"train", "evaluate"}),
+            ("model", ("conv", {"channels": [2, 4]}), set()),  # another family's knobs: nothing to rerun
+            ("model", ("mlp", {"hidden": [16]}), {"train"}),
+        ):
             params = yaml.safe_load(original)
             params[key][value[0]] = value[1]
             params_path.write_text(yaml.safe_dump(params, sort_keys=False))
@@ -62,7 +73,8 @@ def test_a_param_reruns_only_its_stages(project: Path) -> None:
 
 
 DATA_PLOTS = {  # each data plot of dvc.yaml: a field its data must have, and the number of points
-    "Loss per epoch": ("step", 4),  # 2 epochs, 2 curves
+    "Training loss per epoch": ("train_loss", 2),  # 2 epochs
+    "Test MSE per epoch": ("test_mse", 2),
     "Test MSE per class": ("test_mse", 10),
     "t-SNE of the codes": ("class", 100),
     "k-NN confusion (codes, 5-fold CV)": ("predicted", 100),
@@ -76,9 +88,9 @@ def test_metrics_and_plots_are_declared(project: Path) -> None:
     assert "baseline_test_mse" in text
     result = dvc("plots", "show", "--json", cwd=project)
     plots = json.loads(result.stdout)
-    loss_chart = json.dumps(plots["data"]["Loss per epoch"])
-    assert "train_loss" in loss_chart and "test_mse" in loss_chart and "epoch" in loss_chart
-    for name in ("metrics/reconstructions.png", "metrics/tsne.png"):
+    loss_chart = json.dumps(plots["data"]["Training loss per epoch"])
+    assert "train_loss" in loss_chart and "epoch" in loss_chart
+    for name in ("metrics/reconstructions.png", "metrics/samples.png", "metrics/tsne.png"):
         assert name in plots["data"], name
     for name, (field, count) in DATA_PLOTS.items():
         [chart] = plots["data"][name]
