@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import yaml
 
-from mnist_ae.data.download import md5_of
-from mnist_ae.data.idx import write_idx_gz
 from mnist_ae.core.dataset import IDX_FILES
 from mnist_ae.core.params import ModelParams, TrainParams
+from mnist_ae.data.download import md5_of
+from mnist_ae.data.idx import write_idx_gz
 
 
 def in_ci() -> bool:

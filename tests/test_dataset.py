@@ -4,11 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from mnist_ae.core.dataset import load_split
-from mnist_ae.data.prepare import prepare_splits, split_from_idx
+from mnist_ae.core.dataset import IDX_FILES, load_split
 from mnist_ae.core.errors import UserError
 from mnist_ae.data.idx import write_idx_gz
-from mnist_ae.core.dataset import IDX_FILES
+from mnist_ae.data.prepare import prepare_splits, split_from_idx
 
 
 def test_prepared_splits_are_float_in_unit_range(small_dataset, tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from mnist_ae.training.device import select_device
 from mnist_ae.core.errors import UserError
+from mnist_ae.training.device import select_device
 
 
 def _machine(monkeypatch: pytest.MonkeyPatch, cuda: bool, mps: bool) -> None:

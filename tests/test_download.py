@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from helpers import write_dataset
+from mnist_ae.core.dataset import IDX_FILES
+from mnist_ae.core.errors import UserError
 from mnist_ae.data import download
 from mnist_ae.data.download import ensure_raw_files, md5_of
-from mnist_ae.core.errors import UserError
-from mnist_ae.core.dataset import IDX_FILES
 from mnist_ae.data.sources import MIRROR_ENV, Source, get_source
 
 

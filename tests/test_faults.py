@@ -20,9 +20,9 @@ from helpers import PROJECT, dvc, edit_params, git_commit, run, venv_env, write_
 from mnist_ae.core import paths
 from mnist_ae.core.atomic import save_figure, save_torch, write_json
 from mnist_ae.core.dataset import load_split
-from mnist_ae.data.prepare import prepare_splits
 from mnist_ae.data.download import md5_of
 from mnist_ae.data.idx import write_idx_gz
+from mnist_ae.data.prepare import prepare_splits
 
 pytestmark = pytest.mark.slow
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from mnist_ae.training.device import check_precision
 from mnist_ae.core.errors import UserError
+from mnist_ae.training.device import check_precision
 
 
 def _cpu_features(monkeypatch: pytest.MonkeyPatch, avx512_bf16: bool, amx: bool) -> None:

@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from helpers import write_dataset
-from mnist_ae.data import rawfiles
-from mnist_ae.data.prepare import prepare_splits
-from mnist_ae.data.download import ensure_raw_files, md5_of
-from mnist_ae.core.errors import UserError
 from mnist_ae.core.dataset import IDX_FILES
+from mnist_ae.core.errors import UserError
+from mnist_ae.data import rawfiles
+from mnist_ae.data.download import ensure_raw_files, md5_of
+from mnist_ae.data.prepare import prepare_splits
 from mnist_ae.data.sources import MIRROR_ENV, Source, get_source
 
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from helpers import skip_or_fail
-from mnist_ae.data.prepare import prepare_splits
 from mnist_ae.data.download import ensure_raw_files
+from mnist_ae.data.prepare import prepare_splits
 from mnist_ae.data.sources import MIRROR_ENV, Source, get_source
 
 pytestmark = pytest.mark.slow

@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_ae.models.checkpoint import load_checkpoint
-from mnist_ae.core.dataset import load_split
-from mnist_ae.data.download import ensure_raw_files, md5_of
+from mnist_ae.core.dataset import IDX_FILES, load_split
 from mnist_ae.core.errors import UserError
-from mnist_ae.core.dataset import IDX_FILES
+from mnist_ae.data.download import ensure_raw_files, md5_of
 from mnist_ae.data.sources import Source
+from mnist_ae.models.checkpoint import load_checkpoint
 
 
 class _Payload:

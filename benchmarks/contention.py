@@ -1,0 +1,239 @@
+"""The train stage's speed beside busy neighbours: idle, one and two CPU-bound processes, two trainings.
+
+Each measurement is a process that sets its threads up as ``stages/train.py`` does
+(``mnist_ae.training.threads``), then trains with ``fit`` for a few seconds and prints its batches/s. A
+setting is a set of environment variables (``OMP_NUM_THREADS``, ``OMP_WAIT_POLICY``, ...), which
+the stage honours as a user's own. A busy neighbour is ``python -c "while True: pass"``, started
+before the training and killed after it. "2 trainings at once" runs two such processes side by
+side, the load that ``dvc queue start -j 2`` puts on the machine (two train stages, each its own
+process): each one's speed is reported.
+
+``make bench`` runs ``contention_report`` for the stage's settings against torch's and libgomp's
+defaults (what the stage ran with before), side by side, the repeats alternated. On its own,
+``python -m benchmarks.contention --sweep`` measures more settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+STEPS_PER_EPOCH = 50  # fit's epochs here are short, so that a slow run still ends in seconds
+NEIGHBOUR = "while True: pass"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+QUIET_CORES = 0.25  # other processes (the neighbours aside) busier than this make a measurement void
+QUIET_WAIT = 60.0  # seconds to wait for them before a measurement
+# libgomp's own default (OMP_WAIT_POLICY unset) spins 300,000 times: the same as saying so.
+BEFORE = {"OMP_NUM_THREADS": str(os.cpu_count() or 1), "GOMP_SPINCOUNT": "300000"}
+# label -> environment on top of this one's; {} is the stage's own choice
+BENCH_SETTINGS = {"before (torch and libgomp defaults)": BEFORE, "train stage": {}}
+SWEEP_SETTINGS = {
+    "2 threads, spin 300k (before)": BEFORE,
+    "2 threads, active": {"OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "active"},
+    "2 threads, spin 30k": {"OMP_NUM_THREADS": "2", "GOMP_SPINCOUNT": "30000"},
+    "2 threads, spin 10k": {"OMP_NUM_THREADS": "2", "GOMP_SPINCOUNT": "10000"},
+    "2 threads, spin 1k": {"OMP_NUM_THREADS": "2", "GOMP_SPINCOUNT": "1000"},
+    "2 threads, passive": {"OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "passive"},
+    "1 thread": {"OMP_NUM_THREADS": "1"},
+}
+CONDITIONS = ["idle", "1 busy neighbour", "2 busy neighbours", "2 trainings at once"]
+ONE_NEIGHBOUR_FLOOR, TWO_NEIGHBOURS_FLOOR, IDLE_FLOOR = 0.70, 0.40, 0.90  # the targets of issue 16
+
+
+def worker(prepared: Path, seconds: float) -> None:
+    """Train as the stage sets its threads up, for ``seconds`` after a warm-up epoch; print batches/s."""
+    from mnist_ae.training import threads
+
+    threads.wait_passively_by_default()  # before torch, as in stages/train.py
+
+    from benchmarks.worker import project_params
+    from mnist_ae.core.dataset import load_split
+    from mnist_ae.models import build_model
+    from mnist_ae.training.loop import fit
+
+    count = threads.configure_threads()
+    model_params, train_params = project_params([256], epochs=10**6)
+    images = load_split(prepared, "train").images[: STEPS_PER_EPOCH * train_params.batch_size]
+    model = build_model(model_params, seed=0)
+    marks: list[float] = []
+
+    class Done(Exception):
+        pass
+
+    def on_epoch_end(epoch: int, loss: float) -> None:
+        marks.append(time.perf_counter())
+        if marks[-1] - marks[0] >= seconds and len(marks) >= 3:
+            raise Done
+
+    with contextlib.suppress(Done):
+        fit(model, images, train_params, progress=False, on_epoch_end=on_epoch_end)
+    batches_per_s = (len(marks) - 1) * STEPS_PER_EPOCH / (marks[-1] - marks[0])
+    print(json.dumps({"batches_per_s": batches_per_s, "threads": count,
+                      "wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+                      "spin_count": os.environ.get("GOMP_SPINCOUNT")}))
+
+
+class Neighbours:
+    """``count`` CPU-bound processes, started before the block and killed after it."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.processes: list[subprocess.Popen] = []
+
+    def __enter__(self) -> Neighbours:
+        self.processes = [subprocess.Popen([sys.executable, "-c", NEIGHBOUR]) for _ in range(self.count)]
+        time.sleep(0.5 if self.count else 0)  # running before the training starts
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for process in self.processes:
+            process.kill()
+            process.wait()
+
+    def cpu_seconds(self) -> float:
+        """The CPU time the neighbours have used so far."""
+        ticks = 0
+        for process in self.processes:
+            fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / CLOCK_TICKS
+
+
+def busy_cpu_seconds() -> float:
+    """CPU time used on this machine so far, by anything (``/proc/stat``: all but idle and iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / CLOCK_TICKS
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def background_cores(neighbours: Neighbours, seconds: float = 1.0) -> float:
+    """How many cores processes other than ours keep busy now, over ``seconds``."""
+    start = busy_cpu_seconds() - neighbours.cpu_seconds()
+    time.sleep(seconds)
+    return (busy_cpu_seconds() - neighbours.cpu_seconds() - start) / seconds
+
+
+def train_processes(env: dict[str, str], prepared: Path, seconds: float, neighbours: Neighbours,
+                    count: int = 1) -> tuple[list[float], float]:
+    """Run ``count`` trainings at once with ``env`` over this environment: their batches/s, and how
+    many cores other processes (not the neighbours) kept busy meanwhile."""
+    command = [sys.executable, "-m", "benchmarks.contention", "--worker", "--prepared", str(prepared),
+               "--seconds", str(seconds)]
+    child_env = {**os.environ, **env}
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
+        if name not in env:  # a setting is exactly what it names: none of this shell's own leaks in
+            child_env.pop(name, None)
+    started, busy, ours = time.perf_counter(), busy_cpu_seconds(), children_cpu_seconds() + neighbours.cpu_seconds()
+    processes = [subprocess.Popen(command, env=child_env, stdout=subprocess.PIPE, text=True) for _ in range(count)]
+    speeds = []
+    for process in processes:
+        out, _ = process.communicate()
+        if process.returncode != 0:
+            sys.exit(f"error: the timed training failed (exit code {process.returncode})")
+        speeds.append(json.loads(out.strip().splitlines()[-1])["batches_per_s"])
+    ours = children_cpu_seconds() + neighbours.cpu_seconds() - ours
+    return speeds, max(0.0, (busy_cpu_seconds() - busy - ours) / (time.perf_counter() - started))
+
+
+def measure(settings: dict[str, dict[str, str]], prepared: Path, seconds: float, repeats: int,
+            conditions: list[str]) -> tuple[dict[tuple[str, str], list[float]], dict[str, list[float]]]:
+    """Batches/s per (setting, condition), and the background load per condition, in cores.
+
+    Each condition's settings run back to back, in an order rotated at each repeat. A measurement
+    waits for a quiet machine first, and is taken again (twice at most) when other processes kept
+    more than ``QUIET_CORES`` busy while it ran.
+    """
+    speeds: dict[tuple[str, str], list[float]] = {(s, c): [] for s in settings for c in conditions}
+    background: dict[str, list[float]] = {c: [] for c in conditions}
+    labels = list(settings)
+    for repeat in range(repeats):
+        for condition in conditions:
+            at_once = 2 if condition == "2 trainings at once" else 1
+            with Neighbours({"1 busy neighbour": 1, "2 busy neighbours": 2}.get(condition, 0)) as neighbours:
+                for label in labels[repeat % len(labels):] + labels[: repeat % len(labels)]:
+                    for _ in range(3):
+                        deadline = time.monotonic() + QUIET_WAIT
+                        while background_cores(neighbours) > QUIET_CORES and time.monotonic() < deadline:
+                            pass
+                        result, others = train_processes(settings[label], prepared, seconds, neighbours, at_once)
+                        if others <= QUIET_CORES:
+                            break
+                    speeds[label, condition].extend(result)
+                    background[condition].append(others)
+    return speeds, background
+
+
+def contention_report(prepared: Path, seconds: float = 8.0, repeats: int = 1,
+                      settings: dict[str, dict[str, str]] | None = None,
+                      conditions: list[str] | None = None) -> list[str]:
+    """Measure and print the table; returns the problems (a target of the train stage missed)."""
+    settings = BENCH_SETTINGS if settings is None else settings
+    conditions = CONDITIONS if conditions is None else conditions
+    speeds, background = measure(settings, prepared, seconds, repeats, conditions)
+    median = {key: statistics.median(values) for key, values in speeds.items()}
+    print(f"| train stage, batches/s (batch 32, {seconds:.0f} s each, median of {repeats}) | "
+          + " | ".join(conditions) + " |")
+    print("| --- |" + " --- |" * len(conditions))
+    for label in settings:
+        idle = median[label, "idle"]
+        cells = [f"{idle:.0f}"] + [f"{median[label, c]:.0f} ({median[label, c] / idle:.0%})" for c in conditions[1:]]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    print("| other processes, cores busy (median, max) | " + " | ".join(
+        f"{statistics.median(background[c]):.2f}, {max(background[c]):.2f}" for c in conditions) + " |")
+    print("(in brackets: against the same setting's idle speed; \"2 trainings at once\" is each one's speed, "
+          "the load of `dvc queue start -j 2`)")
+    problems = []
+    if "train stage" in settings:
+        idle = median["train stage", "idle"]
+        floors = (("1 busy neighbour", ONE_NEIGHBOUR_FLOOR), ("2 busy neighbours", TWO_NEIGHBOURS_FLOOR))
+        for condition, floor in floors:
+            if condition in conditions and median["train stage", condition] < floor * idle:
+                problems.append(f"the train stage beside {condition.split(' ', 1)[1]} ran at "
+                                f"{median['train stage', condition] / idle:.0%} of its idle speed (target {floor:.0%})")
+        before = next((label for label, env in settings.items() if env == BEFORE), None)
+        if before is not None:
+            ratio = idle / median[before, "idle"]
+            print(f"train stage idle against before: {ratio:.2f}x")
+            if ratio < IDLE_FLOOR:
+                problems.append(f"the train stage's idle speed is {ratio:.2f}x what it was (target {IDLE_FLOOR}x)")
+    return problems
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prepared", type=Path, default=Path("data/prepared"))
+    parser.add_argument("--seconds", type=float, default=8.0, help="timed training per measurement")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--sweep", action="store_true", help="measure more thread and wait settings")
+    parser.add_argument("--conditions", nargs="*", choices=CONDITIONS[1:], default=CONDITIONS[1:],
+                        help="besides idle, which is always measured")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args.prepared, args.seconds)
+    if not (args.prepared / "train.pt").exists():
+        sys.exit(f"error: {args.prepared / 'train.pt'} not found: run `make repro` first, or pass --prepared")
+    from benchmarks.run import describe_machine
+
+    print(f"machine: {describe_machine()}")
+    problems = contention_report(args.prepared, args.seconds, args.repeats, SWEEP_SETTINGS if args.sweep else None,
+                                 ["idle", *args.conditions])
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    sys.exit(1 if problems else 0)
+
+
+if __name__ == "__main__":
+    main()
