@@ -5,31 +5,27 @@ train together (DDP); rank 0 alone logs and writes."""
 import sys
 import time
 
-from mnist_ae.training import threads
+import torch
 
-# Before torch is imported: OpenMP (libgomp) reads how its threads wait once, when it loads.
-threads.wait_passively_by_default()
-
-import torch  # noqa: E402
-
-from mnist_ae.core import paths  # noqa: E402
-from mnist_ae.core.dataset import load_split  # noqa: E402
-from mnist_ae.core.errors import run_stage  # noqa: E402
-from mnist_ae.core.params import load_params  # noqa: E402
-from mnist_ae.models import build_model  # noqa: E402
-from mnist_ae.models.checkpoint import save_checkpoint  # noqa: E402
-from mnist_ae.models.reconstruction import check_learned  # noqa: E402
-from mnist_ae.training.device import check_precision, select_device  # noqa: E402
-from mnist_ae.training.distributed import needs_torchrun, process_group, relaunch_with_torchrun  # noqa: E402
-from mnist_ae.training.live import epoch_log  # noqa: E402
-from mnist_ae.training.loop import fit  # noqa: E402
+from mnist_ae.core import paths
+from mnist_ae.core.dataset import load_split
+from mnist_ae.core.errors import run_stage
+from mnist_ae.core.params import load_params
+from mnist_ae.models import build_model
+from mnist_ae.models.checkpoint import save_checkpoint
+from mnist_ae.models.reconstruction import check_learned
+from mnist_ae.training.device import check_precision, select_device
+from mnist_ae.training.distributed import needs_torchrun, process_group, relaunch_with_torchrun
+from mnist_ae.training.live import epoch_log
+from mnist_ae.training.loop import fit
+from mnist_ae.training.threads import configure_threads
 
 
 def main() -> None:
     params = load_params()
     device = select_device(params.train.device)
     check_precision(device, params.train.precision)
-    threads.configure_threads()  # one per core this process may use; OMP_NUM_THREADS wins
+    configure_threads()  # one per free core; OMP_NUM_THREADS wins
     if needs_torchrun(params.train.nproc):
         sys.exit(relaunch_with_torchrun(params.train.nproc, __file__, device))
     # Same params, same data, same machine: same bits. On the CPU every op used is deterministic

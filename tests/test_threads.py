@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -25,28 +26,9 @@ def _python(code: str, **env: str) -> str:
     return result.stdout.strip()
 
 
-def test_the_module_loads_before_torch() -> None:
-    # The wait policy only takes effect if it is set before torch (and libgomp) load.
-    assert _python("import sys; from mnist_ae.training import threads; print('torch' in sys.modules)") == "False"
-
-
-@pytest.mark.parametrize(("env", "expected"), [
-    ({}, "passive True"),
-    ({"OMP_WAIT_POLICY": "active"}, "active True"),  # the user's own wins
-    ({"GOMP_SPINCOUNT": "10000"}, "None True"),  # so does a spin count: passive would override it
-])
-def test_wait_policy_defaults_to_passive(env: dict[str, str], expected: str) -> None:
-    code = ("import os; from mnist_ae.training import threads; ok = threads.wait_passively_by_default(); "
-            "print(os.environ.get('OMP_WAIT_POLICY'), ok)")
-    assert _python(code, **env) == expected
-
-
-def test_the_stage_script_sets_it_before_torch_loads() -> None:
-    code = ("import runpy, sys; from mnist_ae.training import threads; calls = []; "
-            "original = threads.wait_passively_by_default; "
-            "threads.wait_passively_by_default = lambda: calls.append('torch' in sys.modules) or original(); "
-            "runpy.run_path('stages/train.py'); print(calls)")
-    assert _python(code) == "[False]"
+def test_the_stage_sets_its_threads_before_training() -> None:
+    text = (ROOT / "stages" / "train.py").read_text()
+    assert text.index("configure_threads()") < text.index("fit(")
 
 
 def test_threads_follow_the_usable_cores(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -54,8 +36,16 @@ def test_threads_follow_the_usable_cores(monkeypatch: pytest.MonkeyPatch) -> Non
     for name in threads.USER_THREAD_SETTINGS:
         monkeypatch.delenv(name, raising=False)
     try:
+        monkeypatch.setattr(threads, "busy_cores", lambda: 0.0)
         monkeypatch.setattr(threads, "usable_cores", lambda: 1)
         assert threads.configure_threads() == 1 == torch.get_num_threads()
+        torch.set_num_threads(before)
+        monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+        monkeypatch.setattr(threads, "busy_cores", lambda: 0.9)  # another process holds a core
+        assert threads.configure_threads() == 1 == torch.get_num_threads()
+        monkeypatch.setattr(threads, "busy_cores", lambda: 5.0)  # never fewer than one
+        assert threads.configure_threads() == 1
+        monkeypatch.setattr(threads, "busy_cores", lambda: 0.0)
         monkeypatch.setattr(threads, "usable_cores", lambda: 10_000)  # never more than torch's default
         torch.set_num_threads(before)
         assert threads.configure_threads() == before
@@ -83,3 +73,42 @@ def test_cgroup_quotas_are_read(tmp_path: Path, contents: list[str], expected: f
         files.append(tmp_path / f"file{i}")
         files[-1].write_text(text)
     assert threads._read_quota(files) == expected
+
+
+def test_busy_cores_sees_a_busy_neighbour() -> None:
+    idle = threads.busy_cores(0.5)
+    neighbour = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        assert threads.busy_cores(0.5) > idle + 0.5
+    finally:
+        neighbour.kill()
+        neighbour.wait()
+
+
+def test_the_guard_drops_to_one_thread_on_a_slowdown(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = torch.get_num_threads()
+    for name in threads.USER_THREAD_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    torch.set_num_threads(2)
+    try:
+        guard = threads.ContentionGuard(torch.device("cpu"))
+        guard.window(50, 0.2)
+        guard.window(50, 0.001)  # too short a window to judge
+        guard.window(50, 0.4)  # 2x: noise
+        assert torch.get_num_threads() == 2
+        guard.window(50, 0.6)  # 3x the fastest, once: a hiccup
+        guard.window(50, 0.2)
+        assert torch.get_num_threads() == 2
+        for _ in range(threads.PATIENCE):  # and again and again: contention
+            guard.window(50, 0.6)
+        assert torch.get_num_threads() == 1 and not guard.active
+        torch.set_num_threads(2)
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user's choice: never touched
+        chosen = threads.ContentionGuard(torch.device("cpu"))
+        chosen.window(50, 0.2)
+        for _ in range(threads.PATIENCE):
+            chosen.window(50, 2.0)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -13,6 +13,7 @@ whenever ``train.step`` is ``autograd``.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Protocol
@@ -26,6 +27,7 @@ from ..core.params import TrainParams
 from ..models.base import AutoEncoder, Loss
 from ..models.losses import LOSSES
 from .fast_step import FusedMLPStep, implements
+from .threads import ContentionGuard
 
 # How often (in steps) the progress bar is advanced, the loss checked for NaN/inf and denormal
 # moments zeroed: each check waits for the device (and, under DDP, for the other ranks), so it is not
@@ -172,14 +174,17 @@ def fit(
     elements_per_step = batch_sizes * data.shape[1]
     step_losses = torch.empty(n_steps, dtype=torch.float32, device=data.device)
     history = []
+    guard = ContentionGuard(data.device)
     for epoch in range(1, config.epochs + 1):
         order = torch.randperm(n_samples, generator=generator).to(data.device)
         with tqdm(total=n_steps, desc=f"epoch {epoch}/{config.epochs}", unit="batch", disable=not progress) as bar:
             for start in range(0, n_steps, CHECK_EVERY):
                 stop = min(start + CHECK_EVERY, n_steps)
+                started = time.perf_counter()
                 with flushed_denormals():
                     for i in range(start, stop):
                         step(data, order[i * batch_size : (i + 1) * batch_size], step_losses[i])
+                guard.window(stop - start, time.perf_counter() - started)
                 zero_denormal_moments(step.optimizer)
                 _check_finite(step_losses, start, stop, epoch, distributed)
                 bar.update(stop - start)
