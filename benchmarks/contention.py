@@ -26,7 +26,9 @@ import sys
 import time
 from pathlib import Path
 
-STEPS_PER_EPOCH = 250  # fit's epochs here are short (8,000 images, beyond the caches as the full split is), so a slow run still ends in seconds
+# fit's epochs here are short (8,000 images: beyond the caches, as the full split is), so that a
+# slow run still ends in seconds.
+STEPS_PER_EPOCH = 250
 NEIGHBOUR = "while True: pass"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 QUIET_CORES = 0.25  # other processes (the neighbours aside) busier than this make a measurement void

@@ -142,7 +142,10 @@ class FusedMLPStep:
         y, last = acts[-1], len(self.layers) - 1
         scale = 2.0 / buffers.target.numel()
         torch.sub(y, buffers.target, out=buffers.error)
-        torch.dot(buffers.error_flat, buffers.error_flat, out=loss_out)
+        # Squares, then torch's own sum, not a BLAS dot: a dot's partial sums follow the thread count and
+        # the buffers' alignment, so the logged loss would differ in its last bits from run to run.
+        torch.mul(buffers.error, buffers.error, out=buffers.squared)
+        torch.sum(buffers.squared, dim=None, out=loss_out)
         torch.addcmul(y, y, y, value=-1.0, out=buffers.sigmoid_slope)  # y * (1 - y)
         torch.mul(buffers.error, buffers.sigmoid_slope, out=grads[last])
 
@@ -193,7 +196,7 @@ class _Buffers:
     acts: list[torch.Tensor]  # input, then each layer's output, in the compute dtype
     grads: list[torch.Tensor]  # gradient wrt each layer's pre-activation output
     error: torch.Tensor  # y - x in float32, the loss's terms
-    error_flat: torch.Tensor
+    squared: torch.Tensor  # their squares, float32
     sigmoid_slope: torch.Tensor
     ones: torch.Tensor
 
@@ -207,11 +210,10 @@ class _Buffers:
         grads = [empty(w) for w in widths[1:]]
         # In float32 the error is computed straight into the last gradient's buffer: no buffer, no copy.
         error = grads[-1] if dtype == torch.float32 else empty(widths[-1], torch.float32)
-        return cls(n, target, acts, grads, error, error.view(-1), empty(widths[-1]),
+        return cls(n, target, acts, grads, error, empty(widths[-1], torch.float32), empty(widths[-1]),
                    torch.ones(n, dtype=dtype, device=device))
 
     def first(self, n: int) -> _Buffers:
         """Views of the first ``n`` rows, for a short last batch."""
-        error = self.error[:n]
         return _Buffers(n, self.target[:n], [a[:n] for a in self.acts], [g[:n] for g in self.grads],
-                        error, error.reshape(-1), self.sigmoid_slope[:n], self.ones[:n])
+                        self.error[:n], self.squared[:n], self.sigmoid_slope[:n], self.ones[:n])

@@ -10,15 +10,14 @@ processes, while 1 thread keeps most of its own; but idle, 1 thread is slower th
 instead of spinning (``OMP_WAIT_POLICY=passive``) fixes the contended case and costs the idle one
 about two thirds of its speed, so it is not used. Hence, for a process on the CPU:
 
-- at the start, one thread per core that is free: the cores of its CPU affinity mask and cgroup
-  quota, less those that other processes keep busy (``configure_threads``);
-- while it trains, one thread from the moment a few windows of steps in a row run several times
-  slower than the fastest so far (``ContentionGuard``): a neighbour has taken a core since.
+- at the start, one thread per core it may use: its CPU affinity mask and cgroup quota
+  (``configure_threads``);
+- while it trains, one thread where one trains faster, measured early in the run, or from the moment
+  a few windows of steps in a row run several times slower than the fastest (``ContentionGuard``).
 
-``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS``, when set, win over both. The weights do not depend on
-the thread count (the products and Adam split rows, not sums); the per-step losses do, in their
-last bits (a dot product's partial sums), so a run that had to drop to 1 thread may log a loss
-differing by ~1e-8 and its checkpoint's metadata differs (docs/reproducibility.md).
+``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS``, when set, win over both. No result depends on the
+thread count: the products and Adam split rows, not sums, and the loss is summed by torch below its
+parallel grain (``tests/test_threads.py`` trains with 1 and 2 threads and compares the bits).
 """
 
 from __future__ import annotations
@@ -26,18 +25,22 @@ from __future__ import annotations
 import math
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 USER_THREAD_SETTINGS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
-SAMPLE_SECONDS = 0.25  # how long the other processes' load is sampled at the start
 # A window this many times slower than the fastest so far: another process now holds a core (a
 # spinning 2-thread run then loses 5-10x; noise on a shared VM stays within 2x).
 SLOWDOWN = 2.5
 MIN_WINDOW_SECONDS = 0.05  # shorter windows (tiny models or data) are all noise: not judged
 PATIENCE = 3  # slow windows in a row before acting: a neighbour stays, a hiccup of the VM does not
+# The window timed with every thread (the first is the warm-up), before the one with one thread;
+# counted in windows, not time, so every run computes the same steps with the same threads.
+PROBE_AT = 2
+# One thread stays if it takes under this share of the time: idle it is 10-30 % slower than two,
+# with the cores taken 2-10x faster.
+ONE_THREAD_WINS = 0.6
 
 
 def user_chose_threads() -> bool:
@@ -53,58 +56,68 @@ def usable_cores() -> int:
     return cores
 
 
-def busy_cores(seconds: float = SAMPLE_SECONDS) -> float:
-    """How many cores other processes keep busy, sampled over ``seconds`` (Linux's /proc/stat; 0
-    elsewhere). This process sleeps meanwhile, so what is counted is the others."""
-    def busy_and_total() -> tuple[int, int] | None:
-        try:
-            fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:8]]
-        except (OSError, ValueError, IndexError):
-            return None
-        return sum(fields) - fields[3] - fields[4], sum(fields)  # all but idle and iowait
-
-    before = busy_and_total()
-    time.sleep(seconds)
-    after = busy_and_total()
-    if before is None or after is None or after[1] == before[1]:
-        return 0.0
-    return (os.cpu_count() or 1) * (after[0] - before[0]) / (after[1] - before[1])
-
-
 def configure_threads() -> int:
-    """Set torch's threads to the free cores (at most torch's default, at least 1); returns the count.
+    """Set torch's threads to the cores this process may use (at most torch's default); returns the count.
 
-    Leaves the count alone when ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` is set: torch has read it.
+    Not from the load of the moment, which differs from run to run (a stage just ending, a browser)
+    while the count must not: ``ContentionGuard`` measures instead. Leaves the count alone when
+    ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` is set: torch has read it.
     """
     if user_chose_threads():
         return torch.get_num_threads()
-    free = max(1, round(usable_cores() - busy_cores()))
-    threads = min(torch.get_num_threads(), usable_cores(), free)
+    threads = min(torch.get_num_threads(), usable_cores())
     if threads != torch.get_num_threads():
         torch.set_num_threads(threads)
     return threads
 
 
 class ContentionGuard:
-    """Drops to one thread when training slows down several-fold: threads fighting for cores."""
+    """Keeps the thread count that trains fastest on the cores this process actually gets.
+
+    Early in training it times one window of steps with every thread and the next with one; if one
+    thread is clearly faster, the cores are taken (by a neighbour, or by another training started
+    with it, as ``dvc queue start -j 2`` does) and it stays at one. Later, at more than one thread,
+    a few windows in a row several times slower than the fastest mean a neighbour came since: it
+    drops to one. The probe happens at the same window in every run, so on an idle machine a rerun
+    computes every step with the same threads as before: the same bits.
+    """
 
     def __init__(self, device: torch.device) -> None:
-        self.active = device.type == "cpu" and torch.get_num_threads() > 1 and not user_chose_threads()
+        self.threads = torch.get_num_threads()
+        self.active = device.type == "cpu" and self.threads > 1 and not user_chose_threads()
+        self.windows = 0
+        self.with_all = math.inf  # seconds per step of the probe's window with every thread
         self.fastest = math.inf
         self.slow_windows = 0
 
     def window(self, steps: int, seconds: float) -> None:
         """Judge a window of ``steps`` steps that took ``seconds``."""
-        if not self.active or seconds < MIN_WINDOW_SECONDS:
+        if not self.active:
             return
         seconds_per_step = seconds / steps
+        self.windows += 1
+        if self.windows == PROBE_AT:
+            self.with_all = seconds_per_step
+            torch.set_num_threads(1)
+            return
+        if self.windows == PROBE_AT + 1:
+            if seconds_per_step < ONE_THREAD_WINS * self.with_all:
+                self._stay_at_one(f"one thread trained {self.with_all / seconds_per_step:.1f}x faster than "
+                                  f"{self.threads}: the cores are shared")
+            else:
+                torch.set_num_threads(self.threads)
+            return
+        if seconds < MIN_WINDOW_SECONDS:
+            return
         self.fastest = min(self.fastest, seconds_per_step)
         self.slow_windows = self.slow_windows + 1 if seconds_per_step > SLOWDOWN * self.fastest else 0
         if self.slow_windows >= PATIENCE:
-            torch.set_num_threads(1)
-            self.active = False
-            print(f"training slowed {seconds_per_step / self.fastest:.1f}x: another process holds a core; "
-                  f"going on with 1 thread (set OMP_NUM_THREADS to choose)", file=sys.stderr)
+            self._stay_at_one(f"training slowed {seconds_per_step / self.fastest:.1f}x: another process holds a core")
+
+    def _stay_at_one(self, why: str) -> None:
+        torch.set_num_threads(1)
+        self.active = False
+        print(f"{why}; going on with 1 thread (set OMP_NUM_THREADS to choose)", file=sys.stderr)
 
 
 def _cgroup_cpu_quota() -> float | None:
