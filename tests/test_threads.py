@@ -81,11 +81,11 @@ def test_the_guard_drops_to_one_thread_on_a_slowdown(monkeypatch: pytest.MonkeyP
         guard.window(50, 0.001)  # too short a window to judge
         guard.window(50, 0.4)  # 2x: noise
         assert torch.get_num_threads() == 2
-        guard.window(50, 0.6)  # 3x the fastest, once: a hiccup
+        guard.window(50, 0.8)  # 4x the fastest, once: a hiccup
         guard.window(50, 0.2)
         assert torch.get_num_threads() == 2
         for _ in range(threads.PATIENCE):  # and again and again: contention
-            guard.window(50, 0.6)
+            guard.window(50, 0.8)
         assert torch.get_num_threads() == 1 and not guard.active
         torch.set_num_threads(2)
         monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user's choice: never touched

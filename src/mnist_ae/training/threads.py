@@ -31,10 +31,10 @@ import torch
 
 USER_THREAD_SETTINGS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # A window this many times slower than the fastest so far: another process now holds a core (a
-# spinning 2-thread run then loses 5-10x; noise on a shared VM stays within 2x).
-SLOWDOWN = 2.5
+# spinning 2-thread run then loses 3-10x; noise on a shared VM reaches 2-2.5x now and then).
+SLOWDOWN = 3.0
 MIN_WINDOW_SECONDS = 0.05  # shorter windows (tiny models or data) are all noise: not judged
-PATIENCE = 3  # slow windows in a row before acting: a neighbour stays, a hiccup of the VM does not
+PATIENCE = 5  # slow windows in a row before acting: a neighbour stays, a hiccup of the VM does not
 # The window timed with every thread (the first is the warm-up), before the one with one thread;
 # counted in windows, not time, so every run computes the same steps with the same threads.
 PROBE_AT = 2
