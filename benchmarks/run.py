@@ -10,7 +10,8 @@ spell hits all alike. Each row's GFLOP/s is set against the matrix-product peak 
 measured here on a large square product: at batch 32 a step is many small products and one pass of
 Adam over every parameter, so the peak is a ceiling the small shapes do not reach.
 Then the train stage as ``dvc repro`` runs it, a whole process with its imports, against the
-tutorial loop's whole process; then t-SNE; then a whole ``dvc repro`` from the raw files.
+tutorial loop's whole process, and a whole ``dvc repro`` from the raw files; then the train stage
+beside busy neighbours (``contention.py``); then t-SNE.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from benchmarks.contention import contention_report
 from mnist_ae.core import paths
 from mnist_ae.core.dataset import PIXELS, load_split
 from mnist_ae.embedding.tsne import knn_accuracy, run_tsne, sample_indices
@@ -200,6 +202,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="runs of each training, alternated")
     parser.add_argument("--tsne-sizes", type=int, nargs="*", default=[2000, 10000])
     parser.add_argument("--skip-pipeline", action="store_true", help="do not time dvc repro and the train stage")
+    parser.add_argument("--skip-contention", action="store_true",
+                        help="do not time the train stage beside busy neighbours (benchmarks/contention.py)")
+    parser.add_argument("--contention-seconds", type=float, default=8.0, help="timed training per contended run")
     args = parser.parse_args()
     if not (paths.PREPARED / "train.pt").exists() or not paths.CHECKPOINT.exists():
         sys.exit("error: no prepared data or checkpoint: run `make repro` first")
@@ -242,6 +247,10 @@ def main() -> None:
             for precision, seconds in stage.items():
                 print(f"train stage in {precision} against the tutorial loop's process: "
                       f"{statistics.median(tutorial) / statistics.median(seconds):.2f}x")
+
+    if not args.skip_contention:
+        print()
+        problems += contention_report(paths.PREPARED, args.contention_seconds, args.repeats)
 
     if args.tsne_sizes:
         print("\n| t-SNE | points | seconds | 5-NN accuracy in 2-D |\n| --- | --- | --- | --- |")

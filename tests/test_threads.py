@@ -1,4 +1,5 @@
-"""The train stage's thread settings: passive waiting and one thread per usable core, unless the user chose."""
+"""The train stage's threads: one per usable core, one where one trains faster, the user's choice first;
+no bit depends on them."""
 
 from __future__ import annotations
 
