@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -67,51 +68,50 @@ def test_cgroup_quotas_are_read(tmp_path: Path, contents: list[str], expected: f
     assert threads._read_quota(files) == expected
 
 
+@pytest.fixture
+def two_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Two torch threads the user did not choose, whatever this shell says; the count restored after."""
+    before = torch.get_num_threads()
+    for name in threads.USER_THREAD_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.usefixtures("two_threads")
 def test_the_guard_drops_to_one_thread_on_a_slowdown(monkeypatch: pytest.MonkeyPatch) -> None:
-    before = torch.get_num_threads()
-    for name in threads.USER_THREAD_SETTINGS:
-        monkeypatch.delenv(name, raising=False)
+    guard = threads.ContentionGuard(torch.device("cpu"))
+    guard.window(50, 0.3)  # the warm-up
+    guard.window(50, 0.2)  # every thread
+    assert torch.get_num_threads() == 1  # the probe's window with one
+    guard.window(50, 0.3)  # one thread is slower: back to two
+    assert torch.get_num_threads() == 2
+    guard.window(50, 0.001)  # too short a window to judge
+    guard.window(50, 0.4)  # 2x: noise
+    assert torch.get_num_threads() == 2
+    guard.window(50, 0.8)  # 4x the fastest, once: a hiccup
+    guard.window(50, 0.2)
+    assert torch.get_num_threads() == 2
+    for _ in range(threads.PATIENCE):  # and again and again: contention
+        guard.window(50, 0.8)
+    assert torch.get_num_threads() == 1 and not guard.active
     torch.set_num_threads(2)
-    try:
-        guard = threads.ContentionGuard(torch.device("cpu"))
-        guard.window(50, 0.3)  # the warm-up
-        guard.window(50, 0.2)  # every thread
-        assert torch.get_num_threads() == 1  # the probe's window with one
-        guard.window(50, 0.3)  # one thread is slower: back to two
-        assert torch.get_num_threads() == 2
-        guard.window(50, 0.001)  # too short a window to judge
-        guard.window(50, 0.4)  # 2x: noise
-        assert torch.get_num_threads() == 2
-        guard.window(50, 0.8)  # 4x the fastest, once: a hiccup
-        guard.window(50, 0.2)
-        assert torch.get_num_threads() == 2
-        for _ in range(threads.PATIENCE):  # and again and again: contention
-            guard.window(50, 0.8)
-        assert torch.get_num_threads() == 1 and not guard.active
-        torch.set_num_threads(2)
-        monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user's choice: never touched
-        chosen = threads.ContentionGuard(torch.device("cpu"))
-        chosen.window(50, 0.2)
-        chosen.window(50, 0.2)
-        for _ in range(threads.PATIENCE):
-            chosen.window(50, 2.0)
-        assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(before)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user's choice: never touched
+    chosen = threads.ContentionGuard(torch.device("cpu"))
+    chosen.window(50, 0.2)
+    chosen.window(50, 0.2)
+    for _ in range(threads.PATIENCE):
+        chosen.window(50, 2.0)
+    assert torch.get_num_threads() == 2
 
 
-def test_the_guard_keeps_one_thread_where_it_is_faster(monkeypatch: pytest.MonkeyPatch) -> None:
-    before = torch.get_num_threads()
-    for name in threads.USER_THREAD_SETTINGS:
-        monkeypatch.delenv(name, raising=False)
-    torch.set_num_threads(2)
-    try:
-        guard = threads.ContentionGuard(torch.device("cpu"))
-        for seconds in (1.0, 1.0, 0.3):  # warm-up, every thread, one thread: 3x faster alone
-            guard.window(50, seconds)
-        assert torch.get_num_threads() == 1 and not guard.active
-    finally:
-        torch.set_num_threads(before)
+@pytest.mark.usefixtures("two_threads")
+def test_the_guard_keeps_one_thread_where_it_is_faster() -> None:
+    guard = threads.ContentionGuard(torch.device("cpu"))
+    for seconds in (1.0, 1.0, 0.3):  # warm-up, every thread, one thread: 3x faster alone
+        guard.window(50, seconds)
+    assert torch.get_num_threads() == 1 and not guard.active
 
 
 def test_the_thread_count_changes_no_bit() -> None:
