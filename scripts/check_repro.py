@@ -26,7 +26,7 @@ import yaml
 
 # Largest difference accepted between a metric and its committed value, by the metric's name.
 TOLERANCES = {"knn_accuracy": 0.02}
-DEFAULT_TOLERANCE = 0.001  # MSEs and losses: far above the rounding another thread count brings (README)
+DEFAULT_TOLERANCE = 0.001  # MSEs and losses: far above the drift another CPU brings (docs/reproducibility.md)
 # Not measurements: dvclive's epoch counter follows train.epochs, which the dvc.lock check covers.
 NOT_METRICS = {"step"}
 

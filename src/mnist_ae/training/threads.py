@@ -5,8 +5,8 @@ PyTorch's CPU kernels run on OpenMP threads (libgomp in the Linux wheels). A tra
 another, spinning. On an idle machine that is what makes a small region cheap; when another process
 holds a core it is ruinous: a spinning thread burns the time slice its partner needs to finish its
 share, and every region waits for the scheduler. Measured on a 2-core VM (``make bench``,
-docs/performance.md), 2 threads fall to a tenth of their idle speed beside one or two busy
-processes, while 1 thread keeps most of its own; but idle, 1 thread is slower than 2. Sleeping
+docs/performance.md), 2 threads fall to a third of their idle speed beside one busy process and
+to a fifth beside two, while 1 thread keeps most of its own; but idle, 1 thread is slower than 2. Sleeping
 instead of spinning (``OMP_WAIT_POLICY=passive``) fixes the contended case and costs the idle one
 about two thirds of its speed, so it is not used. Hence, for a process on the CPU:
 
