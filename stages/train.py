@@ -25,7 +25,7 @@ def main() -> None:
     params = load_params()
     device = select_device(params.train.device)
     check_precision(device, params.train.precision)
-    configure_threads()  # one per free core; OMP_NUM_THREADS wins
+    configure_threads()  # one per core this process may use; OMP_NUM_THREADS wins
     if needs_torchrun(params.train.nproc):
         sys.exit(relaunch_with_torchrun(params.train.nproc, __file__, device))
     # Same params, same data, same machine: same bits. On the CPU every op used is deterministic

@@ -17,16 +17,6 @@ from mnist_ae.training import threads
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _python(code: str, **env: str) -> str:
-    """Run ``code`` in a fresh interpreter with the OpenMP variables of ``env`` only; its stdout."""
-    child_env = {k: v for k, v in os.environ.items()
-                 if k not in threads.USER_WAIT_SETTINGS + threads.USER_THREAD_SETTINGS}
-    child_env["PYTHONPATH"] = str(ROOT / "src")
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**child_env, **env},
-                            capture_output=True, text=True, check=True)
-    return result.stdout.strip()
-
-
 def test_the_stage_sets_its_threads_before_training() -> None:
     text = (ROOT / "stages" / "train.py").read_text()
     assert text.index("configure_threads()") < text.index("fit(")
@@ -112,6 +102,11 @@ def test_the_guard_keeps_one_thread_where_it_is_faster() -> None:
     for seconds in (1.0, 1.0, 0.3):  # warm-up, every thread, one thread: 3x faster alone
         guard.window(50, seconds)
     assert torch.get_num_threads() == 1 and not guard.active
+    torch.set_num_threads(2)
+    tiny = threads.ContentionGuard(torch.device("cpu"))
+    for seconds in (0.004, 0.004, 0.001):  # the same ratio in windows too short to tell: noise
+        tiny.window(50, seconds)
+    assert torch.get_num_threads() == 2 and tiny.active
 
 
 def test_the_thread_count_changes_no_bit() -> None:

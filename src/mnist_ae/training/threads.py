@@ -33,7 +33,7 @@ USER_THREAD_SETTINGS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # A window this many times slower than the fastest so far: another process now holds a core (a
 # spinning 2-thread run then loses 3-10x; noise on a shared VM reaches 2-2.5x now and then).
 SLOWDOWN = 3.0
-MIN_WINDOW_SECONDS = 0.05  # shorter windows (tiny models or data) are all noise: not judged
+MIN_WINDOW_SECONDS = 0.05  # shorter windows (tiny models or data) are all noise: they decide nothing
 PATIENCE = 5  # slow windows in a row before acting: a neighbour stays, a hiccup of the VM does not
 # The window timed with every thread (the first is the warm-up), before the one with one thread;
 # counted in windows, not time, so every run computes the same steps with the same threads.
@@ -101,7 +101,7 @@ class ContentionGuard:
             torch.set_num_threads(1)
             return
         if self.windows == PROBE_AT + 1:
-            if seconds_per_step < ONE_THREAD_WINS * self.with_all:
+            if seconds >= MIN_WINDOW_SECONDS and seconds_per_step < ONE_THREAD_WINS * self.with_all:
                 self._stay_at_one(f"one thread trained {self.with_all / seconds_per_step:.1f}x faster than "
                                   f"{self.threads}: the cores are shared")
             else:
