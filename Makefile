@@ -31,12 +31,12 @@ lock: install  ## rewrite requirements.lock and requirements-dev.lock from this 
 	python scripts/lock.py
 
 repro: install  ## check params.yaml, download (or verify) MNIST, run every stage that is out of date
-	python -m mnist_ae.core.params params.yaml
+	python scripts/check_params.py params.yaml
 	dvc repro
 
 # FORCE=1 reruns every stage (dvc repro -f), as CI does; without it, only what DVC finds out of date.
 check-repro: install  ## fail unless the rerun matches the committed dvc.lock and metrics (CI: FORCE=1)
-	python -m mnist_ae.core.params params.yaml
+	python scripts/check_params.py params.yaml
 ifeq ($(FORCE),1)
 	python scripts/check_repro.py --force
 else
@@ -53,14 +53,16 @@ test-fast: install  ## the suite without the end-to-end dvc runs
 bench: install  ## time training and t-SNE against the tutorial versions, side by side (ARGS="--repeats 3")
 	python -m benchmarks.run $(ARGS)
 
-# Plain `dvc exp show` lists every param, every metric and the hash of every dependency, some 70
+# Plain `dvc exp show` lists every param, every metric and the hash of every dependency, some 90
 # columns. --only-changed leaves the columns whose values differ between the experiments shown: every
 # param that was changed, data.* and embed.* as much as train.*. Of the rest, the headline metrics are
-# kept even where equal (--keep protects them), and the dependency hashes (data/models changes with
-# any training param), the creation time and the detail metrics (per class, baselines, the last
-# epoch's step and test MSE, embed's sample size) are dropped even where they differ.
-EXP_SHOW_KEEP = ^(Experiment|train_loss|train_mse|metrics/evaluate\.json:test_mse|knn_accuracy_.*)$$
-EXP_SHOW_DROP = ^(Created|(src|stages|data)/.*|requirements\.lock|baseline_.*|test_mse_per_class\..*|step|size|metrics/train/metrics\.json:test_mse)$$
+# kept even where equal (--keep protects them): the training loss, the test MSE and loss, what the
+# codes are good for (k-NN, the linear probe, k-means) and the pixels' k-means beside them. Dropped
+# even where they differ: the dependency hashes (data/models changes with any training param), the
+# creation time and the detail metrics (per class, mean-image baselines, the last epoch's step and
+# validation numbers but a VAE's KL, embed's sample size).
+EXP_SHOW_KEEP = ^(Experiment|train_loss|metrics/evaluate\.json:test_(mse|loss)|knn_accuracy_.*|probe_accuracy|(pixel_)?cluster_.*)$$
+EXP_SHOW_DROP = ^(Created|(src|stages|data)/.*|requirements\.lock|baseline_.*|test_mse_per_class\..*|step|size|val_(loss|mse|reconstruction)|train_mse)$$
 exp-show: install  ## dvc exp show: the params that differ between experiments, and the headline metrics (ARGS=--md)
 	dvc exp show --only-changed --drop '$(EXP_SHOW_DROP)' --keep '$(EXP_SHOW_KEEP)' $(ARGS)
 

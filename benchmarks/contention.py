@@ -1,7 +1,7 @@
 """The train stage's speed beside busy neighbours: idle, one and two CPU-bound processes, two trainings.
 
 Each measurement is a process that sets its threads up as ``stages/train.py`` does
-(``mnist_ae.training.threads``), then trains with ``fit`` for a few seconds and prints its batches/s. A
+(``mnist_ae.training.cpu``), then trains with ``fit`` for a few seconds and prints its batches/s. A
 setting is a set of environment variables (``OMP_NUM_THREADS``, ``OMP_WAIT_POLICY``, ...), which
 the stage honours as a user's own. A busy neighbour is ``python -c "while True: pass"``, started
 before the training and killed after it. "2 trainings at once" runs two such processes side by
@@ -25,6 +25,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from benchmarks.machine import describe_machine
 
 # fit's epochs here are short (8,000 images: beyond the caches, as the full split is), so that a
 # slow run still ends in seconds.
@@ -56,11 +58,11 @@ def worker(prepared: Path, seconds: float) -> None:
 
     from benchmarks.worker import project_params
     from mnist_ae.core.dataset import load_split
-    from mnist_ae.models import build_model
-    from mnist_ae.training import threads
+    from mnist_ae.models.families import build_model
+    from mnist_ae.training.cpu import configure_process
     from mnist_ae.training.loop import fit
 
-    count = threads.configure_threads()  # as stages/train.py does; fit's ContentionGuard does the rest
+    count = configure_process()  # as stages/train.py does; fit's CpuTuning does the rest
     model_params, train_params = project_params([256], epochs=10**6)
     images = load_split(prepared, "train").images[: STEPS_PER_EPOCH * train_params.batch_size]
     model = build_model(model_params, seed=0)
@@ -225,8 +227,6 @@ def main() -> None:
         return worker(args.prepared, args.seconds)
     if not (args.prepared / "train.pt").exists():
         sys.exit(f"error: {args.prepared / 'train.pt'} not found: run `make repro` first, or pass --prepared")
-    from benchmarks.run import describe_machine
-
     print(f"machine: {describe_machine()}")
     problems = contention_report(args.prepared, args.seconds, args.repeats, SWEEP_SETTINGS if args.sweep else None,
                                  ["idle", *args.conditions])

@@ -1,26 +1,24 @@
 """``make bench``: time the project's training and t-SNE against the tutorial versions, side by side.
 
 Everything is measured in this one run on this machine: shared machines are noisy, so only
-medians and ratios taken together mean anything. Needs the prepared data and a trained checkpoint
-(``make repro`` first). ``docs``/README quote its output with the date and the command.
+medians and ratios taken together mean anything. Needs the prepared data and the codes of a trained
+model (``make repro`` first). ``docs``/README quote its output with the date and the command.
 
 Training: the tutorial loop (``reference.py``) against the project's ``fit`` in float32 and bfloat16,
 at the defaults and with a deeper model, each in its own process, the repeats alternated so a slow
 spell hits all alike. Each row's GFLOP/s is set against the matrix-product peak of its precision,
 measured here on a large square product: at batch 32 a step is many small products and one pass of
 Adam over every parameter, so the peak is a ceiling the small shapes do not reach.
-Then the train stage as ``dvc repro`` runs it, a whole process with its imports, against the
-tutorial loop's whole process, and a whole ``dvc repro`` from the raw files; then the train stage
-beside busy neighbours (``contention.py``); then t-SNE.
+Then a whole ``dvc repro`` from the raw files, what an experiment costs beside its training
+(``experiment.py``: each stage's process, imports and work, and ``dvc exp run`` against its training
+time), and the train stage as ``dvc repro`` runs it against the tutorial loop's whole process; then
+the train stage beside busy neighbours (``contention.py``); then t-SNE.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -30,14 +28,14 @@ from itertools import pairwise
 from pathlib import Path
 
 import torch
-import yaml
 
 from benchmarks.contention import contention_report
+from benchmarks.experiment import ProjectCopy, report_experiment
+from benchmarks.machine import describe_machine
 from mnist_ae.core import paths
-from mnist_ae.core.dataset import PIXELS, load_split
+from mnist_ae.core.codes import load_codes
+from mnist_ae.core.dataset import PIXELS
 from mnist_ae.embedding.tsne import knn_accuracy, run_tsne, sample_indices
-from mnist_ae.models.checkpoint import load_checkpoint
-from mnist_ae.models.reconstruction import encode
 from mnist_ae.training.device import has_native_bf16
 
 SAME_LOSS_TOLERANCE = 0.001  # the tutorial loop and fp32 are the same training
@@ -90,12 +88,11 @@ def time_training(implementation: str, precision: str, hidden: list[int], epochs
 
 
 def time_tsne(sizes: list[int], methods: list[str], perplexity: float = 30.0) -> list[dict]:
-    model, _ = load_checkpoint(paths.CHECKPOINT)
-    train = load_split(paths.PREPARED, "train")
+    train = load_codes(paths.CODES).splits["train"]
     rows = []
     for size in sizes:
-        index = torch.from_numpy(sample_indices(len(train), size, seed=0))
-        codes, labels = encode(model, train.images[index]).numpy(), train.labels[index].numpy()
+        index = sample_indices(len(train), size, seed=0)
+        codes, labels = train.codes[index], train.labels[index]
         for method in methods:
             start = time.perf_counter()
             points = run_tsne(codes, method, perplexity, seed=0)
@@ -103,54 +100,6 @@ def time_tsne(sizes: list[int], methods: list[str], perplexity: float = 30.0) ->
             rows.append({"size": size, "method": method, "seconds": seconds,
                          "knn_accuracy_2d": knn_accuracy(points, labels, neighbors=5)})
     return rows
-
-
-class ProjectCopy:
-    """A throwaway git + DVC copy of the project with MNIST's raw files, for timing ``dvc repro``."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "requirements.lock"):
-            shutil.copy(name, root / name)
-        for name in ("stages", "src", "data/custom"):
-            shutil.copytree(name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        shutil.copytree(paths.RAW / "MNIST" / "raw", root / "data/raw/MNIST/raw")
-        shutil.copy("data/.gitignore", root / "data/.gitignore")
-        self.env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-        self.run("git", "init", "-q")
-        self.dvc("init", "-q")
-        self.dvc("config", "core.analytics", "false")
-        self.run("git", "add", "-A")  # a clone has commits, and dvclive needs one
-        self.run("git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid", "commit", "-q", "-m", "copy")
-
-    def run(self, *args: str) -> float:
-        """Run a command in the copy; its wall time in seconds."""
-        start = time.perf_counter()
-        result = subprocess.run(args, cwd=self.root, env=self.env, capture_output=True, text=True)
-        if result.returncode != 0:
-            sys.exit(f"error: {' '.join(args)} failed in the copy of the project:\n{result.stderr}")
-        return time.perf_counter() - start
-
-    def dvc(self, *args: str) -> float:
-        return self.run(sys.executable, "-m", "dvc", *args)
-
-    def set_precision(self, precision: str) -> None:
-        params_path = self.root / "params.yaml"
-        params = yaml.safe_load(params_path.read_text())
-        params["train"]["precision"] = precision
-        params_path.write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-def describe_machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
 def report_training(results: dict[tuple[str, str, str], dict], peaks: dict[str, float], repeats: int) -> list[str]:
@@ -206,8 +155,8 @@ def main() -> None:
                         help="do not time the train stage beside busy neighbours (benchmarks/contention.py)")
     parser.add_argument("--contention-seconds", type=float, default=8.0, help="timed training per contended run")
     args = parser.parse_args()
-    if not (paths.PREPARED / "train.pt").exists() or not paths.CHECKPOINT.exists():
-        sys.exit("error: no prepared data or checkpoint: run `make repro` first")
+    if not (paths.PREPARED / "train.pt").exists() or not paths.CODES.exists():
+        sys.exit("error: no prepared data or codes: run `make repro` first")
 
     print(f"machine: {describe_machine()}")
     bf16 = has_native_bf16(torch.device("cpu"))
@@ -234,12 +183,13 @@ def main() -> None:
             copy = ProjectCopy(Path(tmp))
             full, noop = copy.dvc("repro"), copy.dvc("repro")
             print(f"\ndvc repro from the raw files: {full:.1f} s; again with nothing changed: {noop:.1f} s")
+            problems += report_experiment(copy, args.repeats)
             stage: dict[str, list[float]] = {precision: [] for precision in precisions}
             tutorial = [time_training("tutorial", "fp32", [256], args.epochs)["process_seconds"]
                         for _ in range(args.repeats)]
             for _ in range(args.repeats):
                 for precision in precisions:
-                    copy.set_precision(precision)
+                    copy.set_param("train", "precision", precision)
                     stage[precision].append(copy.dvc("repro", "-f", "-s", "train"))
             print(f"\nwhole processes, {args.epochs} epochs, median of {args.repeats}: tutorial loop "
                   f"{statistics.median(tutorial):.1f} s; `dvc repro -f -s train` (test MSE logged per epoch) "

@@ -17,8 +17,8 @@ import torch
 import yaml
 
 from mnist_ae.core.dataset import load_split
-from mnist_ae.core.params import ModelParams, TrainParams
-from mnist_ae.models import build_model
+from mnist_ae.models.families import build_model
+from mnist_ae.params import ModelParams, TrainParams
 from mnist_ae.training.loop import PRECISIONS, fit
 
 from .reference import fit_reference

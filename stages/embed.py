@@ -1,27 +1,34 @@
-"""Stage 4: t-SNE of the codes of a random training subset, plotted by class and scored by k-NN."""
+"""Stage 4: what the codes are good for. t-SNE of the codes of a seeded training subset, plotted by
+class and scored by k-NN; a linear probe from the training codes to the test labels; k-means on the
+codes of every image, beside the pixels' (the pixel_baseline stage). Reads the codes the evaluate
+stage wrote: no model to run."""
 
 import pandas as pd
 
 from mnist_ae.core import paths
 from mnist_ae.core.atomic import save_figure, write_json, write_table
-from mnist_ae.core.dataset import class_names, load_split
+from mnist_ae.core.codes import load_codes
 from mnist_ae.core.errors import run_stage
-from mnist_ae.core.params import load_params
+from mnist_ae.embedding.downstream import cluster_scores, probe_accuracy
 from mnist_ae.embedding.figures import tsne_figure
 from mnist_ae.embedding.tsne import embed_subset, embedding_metrics, knn_predictions
-from mnist_ae.models.checkpoint import load_checkpoint
+from mnist_ae.params import load_params
 
 
 def main() -> None:
     params = load_params()
-    names = class_names(params.data.dataset, params.data.classes)
-    model, _ = load_checkpoint(paths.CHECKPOINT)
-    train = load_split(paths.PREPARED, "train")
-    embed = params.embed
-    embedding = embed_subset(model, train, embed.size, embed.seed, embed.perplexity, embed.method)
+    codes, embed = load_codes(paths.CODES), params.embed
+    train, names = codes.splits["train"], codes.classes
+    embedding = embed_subset(train, embed.size, embed.seed, embed.perplexity, embed.method)
     metrics = embedding_metrics(embedding, embed.neighbors)
-    print(f"{embed.neighbors}-NN accuracy: codes {metrics['knn_accuracy_codes']}, t-SNE {metrics['knn_accuracy_tsne']}")
-    title = f"t-SNE of the {model.code_dim}-d codes of {embed.size:,} training images"
+    if embed.probe:
+        metrics["probe_accuracy"] = round(probe_accuracy(train, codes.splits["test"]), 4)
+    every = codes.every_image()
+    metrics |= cluster_scores(every.codes, every.labels, embed.clusters, embed.cluster_seed)
+    print(", ".join(f"{name} {value}" for name, value in metrics.items()))
+
+    code_dim = embedding.codes.shape[1]
+    title = f"t-SNE of the {code_dim}-d codes of {embed.size:,} training images"
     save_figure(paths.TSNE, tsne_figure(embedding.points, embedding.labels, title, names))
     classes = [names[label] for label in embedding.labels]
     write_table(paths.TSNE_POINTS, pd.DataFrame({"x": embedding.points[:, 0], "y": embedding.points[:, 1],

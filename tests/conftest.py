@@ -12,6 +12,9 @@ import yaml
 
 from helpers import PROJECT, dvc, git_commit, run, small_params, write_dataset
 from mnist_ae.core import paths
+from mnist_ae.training.cpu import configure_process
+
+configure_process()  # the train stage's kernel setup, before the suite's first matrix product
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from mnist_ae.core.dataset import IDX_FILES
-from mnist_ae.core.params import ModelParams, TrainParams
 from mnist_ae.data.download import md5_of
 from mnist_ae.data.idx import write_idx_gz
+from mnist_ae.params import ModelParams, TrainParams
 
 
 def in_ci() -> bool:
@@ -74,10 +74,19 @@ def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProces
     return run([sys.executable, "-m", "dvc", *args], cwd, check)
 
 
+def committed_params() -> dict:
+    """The project's params.yaml as git's index holds it (the next commit's; in a fresh clone, the
+    last commit's), or the file where the project is no git checkout. Not the working tree's: an
+    experiment run there (`dvc exp run -S train.epochs=1`) edits that file, and what it leaves is no
+    default for the tests."""
+    result = subprocess.run(["git", "show", ":params.yaml"], cwd=PROJECT, capture_output=True, text=True)
+    return yaml.safe_load(result.stdout if result.returncode == 0 else (PROJECT / "params.yaml").read_text())
+
+
 def small_params(md5: dict[str, str]) -> dict:
     """The project's params, shrunk to the small dataset so a whole `dvc repro` takes seconds."""
-    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
-    params["data"] = {"dataset": "custom", "md5": md5, "classes": []}
+    params = committed_params()
+    params["data"].update(dataset="custom", md5=md5, classes=[], validation=100)
     params["model"].update(code_dim=4)
     params["model"]["mlp"]["hidden"] = [32]
     params["model"]["conv"]["channels"] = [4, 8]
@@ -90,13 +99,13 @@ def small_params(md5: dict[str, str]) -> dict:
 
 def train_params(**values: object) -> TrainParams:
     """params.yaml's train section (the one place defaults live), with ``values`` changed."""
-    section = yaml.safe_load((PROJECT / "params.yaml").read_text())["train"]
+    section = committed_params()["train"]
     return TrainParams.model_validate({**section, **values})
 
 
 def model_params(kind: str = "mlp", code_dim: int = 4, **family: object) -> ModelParams:
     """params.yaml's model section, small: ``kind``'s section updated with ``family``."""
-    section = yaml.safe_load((PROJECT / "params.yaml").read_text())["model"]
+    section = committed_params()["model"]
     section.update(kind=kind, code_dim=code_dim)
     section["mlp"]["hidden"], section["vae"]["hidden"], section["conv"]["channels"] = [32], [32], [4, 8]
     section[kind].update(family)

@@ -7,8 +7,8 @@ from torch import nn
 from helpers import model_params, train_params
 from mnist_ae.core.dataset import PIXELS
 from mnist_ae.core.errors import UserError
-from mnist_ae.models import FAMILIES, build_model
 from mnist_ae.models.checkpoint import load_checkpoint, save_checkpoint
+from mnist_ae.models.families import FAMILIES, build_model
 from mnist_ae.models.mlp import MLP
 from mnist_ae.training.loop import fit
 
@@ -103,16 +103,41 @@ def test_a_config_that_names_no_model_is_refused(tmp_path: Path, change: dict, m
         load_checkpoint(path)
 
 
-@pytest.mark.parametrize("hidden", [8, [8]])  # the first release stored one width, the next a list
-def test_a_checkpoint_from_before_model_families_loads(tmp_path: Path, hidden: object) -> None:
-    model = build_model(model_params("mlp", code_dim=3, hidden=[8]), seed=0)
-    path = tmp_path / "old.pt"
-    torch.save({"state_dict": model.state_dict(), "config": {"input_dim": PIXELS, "hidden": hidden, "code_dim": 3},
-                "metadata": {}}, path)
-    loaded, _ = load_checkpoint(path)
-    assert loaded.config == model.config
+def test_missing_entries_are_named(tmp_path: Path) -> None:
+    path = _saved(tmp_path)
+    checkpoint = torch.load(path, weights_only=True)
+    del checkpoint["model"]
+    torch.save(checkpoint, path)
+    with pytest.raises(UserError, match=r"has no 'model' \(it has 'state_dict', 'metadata'\)"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda section: section.update(dropout=0.1), "its model.mlp has 'dropout', a knob the mlp family no longer has"),
+    (lambda section: section.clear(), "its model.mlp has no 'hidden', a knob the mlp family gained since it was saved; "
+                                      "retrain it \\(dvc repro train\\)"),
+    (lambda section: section.update(hidden=[0]), r"its model.mlp.hidden.0 is not valid now"),
+])
+def test_a_family_whose_knobs_changed_says_which(tmp_path: Path, change, message: str) -> None:
+    """As when a knob is added to (or removed from) a family after its checkpoints were saved."""
+    path = _saved(tmp_path)
+    checkpoint = torch.load(path, weights_only=True)
+    change(checkpoint["model"]["mlp"])
+    torch.save(checkpoint, path)
+    with pytest.raises(UserError, match=message) as error:
+        load_checkpoint(path)
+    assert "\n" not in str(error.value)  # one line, not pydantic's report
+
+
+def test_a_path_as_text_and_an_open_file_load_too(tmp_path: Path) -> None:
+    path = _saved(tmp_path)
+    model, _ = load_checkpoint(str(path))
+    with open(path, "rb") as file:
+        again, _ = load_checkpoint(file)
     x = torch.rand(2, PIXELS)
-    torch.testing.assert_close(loaded(x), model(x))
+    torch.testing.assert_close(model(x), again(x))
+    with pytest.raises(UserError, match="not found: run the train stage first"):
+        load_checkpoint(str(tmp_path / "nope.pt"))
 
 
 def test_a_foreign_config_is_refused_before_anything_is_allocated(tmp_path: Path) -> None:

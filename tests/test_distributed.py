@@ -88,7 +88,7 @@ def _check_on_rank(rank: int, init_file: str, results: torch.multiprocessing.Sim
     if rank == 1:
         losses[7] = float("nan")  # only rank 1's slice of step 8 went wrong
     try:
-        _check_finite(losses, 0, 10, epoch=1, distributed=True)
+        _check_finite(losses, range(0, 10), epoch=1, distributed=True)
         results.put((rank, "went on"))
     except UserError as error:
         results.put((rank, str(error)))

@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 
 from helpers import PROJECT, dvc, edit_params, git_commit, run, venv_env
+from mnist_ae.core.dataset import load_split
 from mnist_ae.models.checkpoint import load_checkpoint
+from mnist_ae.models.losses import LOSSES
+from mnist_ae.models.reconstruction import assess
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +48,7 @@ def test_a_network_that_learned_nothing_is_not_saved(project_copy: Path) -> None
     result = dvc("repro", "train", cwd=project_copy, check=False)
     assert result.returncode != 0 and "exited with 2" in result.stderr
     [error] = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert "training learned nothing: the model's MSE on the training split" in error
+    assert "training learned nothing: the model's MSE on the validation split" in error
     assert error.endswith("mean image; lower train.lr"), error
     assert not (project_copy / "data/models").exists()
 
@@ -54,7 +57,7 @@ def test_a_library_upgrade_shows_in_status_and_fails_the_reproduction_check(proj
     lock = project_copy / "requirements.lock"
     lock.write_text(lock.read_text().replace("\ntorch==", "\ntorch==9.9.9 # was ", 1))  # as after an upgrade
     stale = set(json.loads(dvc("status", "--json", cwd=project_copy).stdout))
-    assert stale == {"prepare", "train", "evaluate", "embed"}
+    assert stale == {"prepare", "pixel_baseline", "train", "evaluate", "embed"}
     git_commit(project_copy, "an upgrade, committed without a rerun")
     dvc("repro", cwd=project_copy)
     result = run([sys.executable, str(PROJECT / "scripts" / "check_repro.py")], project_copy, check=False)
@@ -79,3 +82,18 @@ def test_the_training_log_grows_while_the_stage_runs(project_copy: Path) -> None
     finally:
         process.kill()
         process.wait()
+
+
+def test_evaluate_takes_the_family_and_the_loss_from_the_checkpoint(project_copy: Path) -> None:
+    """params.yaml may name another family and loss than the model trained: evaluate labels its
+    figure and computes test_loss from what the checkpoint says."""
+    edit_params(project_copy, "train", loss="bce")
+    run([sys.executable, "stages/train.py"], project_copy)
+    edit_params(project_copy, "train", loss="mse")
+    edit_params(project_copy, "model", kind="conv")
+    printed = run([sys.executable, "stages/evaluate.py"], project_copy).stdout
+    assert printed.startswith("mlp model, ") and "test bce objective" in printed
+    model, _ = load_checkpoint(project_copy / "data/models/autoencoder.pt")
+    test = load_split(project_copy / "data/prepared", "test")
+    metrics = json.loads((project_copy / "metrics/evaluate.json").read_text())
+    assert metrics["test_loss"] == round(assess(model, test.images, LOSSES["bce"]).objective_per_element, 6)

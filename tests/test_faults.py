@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from helpers import PROJECT, dvc, edit_params, git_commit, run, venv_env, write_dataset
 from mnist_ae.core import paths
 from mnist_ae.core.atomic import save_figure, save_torch, write_json
-from mnist_ae.core.dataset import load_split
+from mnist_ae.core.dataset import DIGITS, load_split
 from mnist_ae.data.download import md5_of
 from mnist_ae.data.idx import write_idx_gz
 from mnist_ae.data.prepare import prepare_splits
@@ -40,8 +40,8 @@ BAD_INPUT = [
     ("train", "train", {"batch_size": 0}, "train.batch_size: Input should be greater than or equal to 1"),
     ("train", "model", {"code_dim": 0}, "model.code_dim: Input should be greater than or equal to 1"),
     ("train", "train", {"lr": 1e20}, "training diverged at epoch 1, step 2: the loss is nan; lower train.lr"),
-    ("evaluate", "evaluate", {"examples": [0, 600]}, "evaluate.examples [600] are outside the training split (0..599)"),
-    ("embed", "embed", {"size": 601}, "embed.size is 601 but the training split has only 600 images"),
+    ("evaluate", "evaluate", {"examples": [0, 500]}, "evaluate.examples [500] are outside the training split (0..499)"),
+    ("embed", "embed", {"size": 501}, "embed.size is 501 but the training split has only 500 images"),
     ("embed", "embed", {"perplexity": 100.0}, "perplexity (100.0) must be less than size (100)"),
     ("embed", "embed", {"seed": -1}, "embed.seed: Input should be greater than or equal to 0"),
     ("train", "train", {"seed": 2**64}, "train.seed: Input should be less than or equal to 18446744073709551615"),
@@ -83,8 +83,8 @@ def test_unusable_custom_images_stop_prepare_cleanly(project_copy: Path, shape: 
 
 def test_a_misspelt_key_is_caught_before_dvc_runs(project_copy: Path) -> None:
     edit_params(project_copy, "train", epoch=3)
-    result = subprocess.run([sys.executable, "-m", "mnist_ae.core.params"], cwd=project_copy, env=venv_env(),
-                            capture_output=True, text=True)
+    result = subprocess.run([sys.executable, str(PROJECT / "scripts" / "check_params.py")], cwd=project_copy,
+                            env=venv_env(), capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["error: params.yaml has 1 problem:",
                                                   "  train.epoch: unknown key (a typo?)"]
@@ -103,10 +103,11 @@ import io, os, pathlib, signal, sys
 import torch
 from matplotlib.figure import Figure
 from mnist_ae.core import atomic
-from mnist_ae.core.dataset import IDX_FILES
+from mnist_ae.core.dataset import DIGITS, IDX_FILES
 from mnist_ae.data.prepare import prepare_splits
 
 writer, point, target = sys.argv[1:4]
+VALIDATION = 10
 
 def die():
     os.kill(os.getpid(), signal.SIGKILL)
@@ -140,7 +141,7 @@ elif point == "before-rename":
     real_replace, renames = os.replace, [0]
     def replace(source, destination):
         renames[0] += 1
-        if renames[0] == (2 if writer == "prepare_splits" else 1):  # prepare: its second file, test.pt
+        if renames[0] == (2 if writer == "prepare_splits" else 1):  # prepare: its second file, validation.pt
             die()
         real_replace(source, destination)
     os.replace = replace
@@ -153,7 +154,7 @@ elif writer == "save_figure":
     figure = Figure(); figure.subplots().plot(range(100)); atomic.save_figure(target, figure)
 elif writer == "prepare_splits":
     raw = pathlib.Path(sys.argv[4])
-    prepare_splits({name: raw / name for name in IDX_FILES}, pathlib.Path(target))
+    prepare_splits({name: raw / name for name in IDX_FILES}, pathlib.Path(target), DIGITS, VALIDATION, seed=0)
 """
 
 
@@ -169,7 +170,8 @@ def _old_output(writer: str, target: Path, raw_folder: Path) -> None:
         save_figure(target, figure)
     else:
         other = write_dataset(raw_folder.parent / "other", n_train=50, n_test=10)
-        prepare_splits({name: raw_folder.parent / "other" / name for name in other}, target)
+        prepare_splits({name: raw_folder.parent / "other" / name for name in other}, target, DIGITS, validation=10,
+                       seed=0)
 
 
 def _snapshot(target: Path) -> dict[str, bytes]:
@@ -198,9 +200,9 @@ def test_sigkill_at_chosen_points_leaves_the_previous_output(tmp_path: Path, wri
     assert child.returncode == -signal.SIGKILL, child.stderr
     after = _snapshot(target)
     if writer == "prepare_splits" and point == "before-rename":
-        # Killed before test.pt's rename: train.pt is the new one, whole; test.pt is still the old one.
-        assert after["test.pt"] == before["test.pt"]
-        assert load_split(target, "train").images.shape == (60, 784)
+        # Killed before validation.pt's rename: train.pt is the new one, whole; the others are the old ones.
+        assert after["validation.pt"] == before["validation.pt"] and after["test.pt"] == before["test.pt"]
+        assert load_split(target, "train").images.shape == (60 - 10, 784)
     else:
         assert after == before, "the killed write changed or damaged the previous output"
 

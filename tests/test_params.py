@@ -6,17 +6,17 @@ import torch
 import yaml
 from sklearn.utils import check_random_state
 
+from helpers import committed_params
 from mnist_ae.core.dataset import IDX_FILES
 from mnist_ae.core.errors import UserError
-from mnist_ae.core.params import MAX_EMBED_SEED, MAX_TRAIN_SEED, load_params
+from mnist_ae.params import MAX_EMBED_SEED, MAX_TRAIN_SEED, load_params
 
-PROJECT = Path(__file__).resolve().parents[1]
 CUSTOM_MD5 = {name: "0" * 32 for name in IDX_FILES}
 
 
 def write(tmp_path: Path, changes: dict) -> Path:
     """The project's params.yaml with ``changes`` merged into its sections, written to tmp_path."""
-    data = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    data = committed_params()
     for section, values in changes.items():
         target = data.setdefault(section, {})
         for key, value in values.items():  # one level deeper for a model family's section
@@ -29,8 +29,8 @@ def write(tmp_path: Path, changes: dict) -> Path:
     return path
 
 
-def test_project_params_are_the_reference_settings() -> None:
-    params = load_params(PROJECT / "params.yaml")
+def test_project_params_are_the_reference_settings(tmp_path: Path) -> None:
+    params = load_params(write(tmp_path, {}))  # as committed, whatever an experiment left in the workspace
     assert (params.train.batch_size, params.train.epochs, params.train.lr) == (32, 5, 1e-3)
     assert (params.model.kind, params.model.mlp.hidden, params.model.code_dim) == ("mlp", [256], 16)
     assert params.model.family == params.model.mlp and params.data.dataset == "MNIST"
@@ -39,7 +39,9 @@ def test_project_params_are_the_reference_settings() -> None:
 
 def test_a_missing_key_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
-    path.write_text((PROJECT / "params.yaml").read_text().replace("  seed: 0\n", "", 1))
+    params = committed_params()
+    del params["train"]["seed"]
+    path.write_text(yaml.safe_dump(params))
     with pytest.raises(UserError, match=r"train.seed: missing"):
         load_params(path)
 
@@ -77,6 +79,11 @@ def test_a_missing_key_is_reported(tmp_path: Path) -> None:
         ({"embed": {"size": 4, "perplexity": 2}}, "embed.size: Input should be greater than or equal to 5"),
         ({"embed": {"size": 20, "perplexity": 5, "neighbors": 17}}, "neighbors (17) must be at most 16"),
         ({"train": {"nproc": 0}}, "train.nproc: Input should be greater than or equal to 1"),
+        ({"data": {"validation": 0}}, "data.validation: Input should be greater than or equal to 1"),
+        ({"data": {"seed": -1}}, "data.seed: Input should be greater than or equal to 0"),
+        ({"embed": {"clusters": 1}}, "embed.clusters: Input should be greater than or equal to 2"),
+        ({"embed": {"probe": "maybe"}}, "embed.probe: Input should be a valid boolean"),
+        ({"embed": {"cluster_seed": 2**32}}, "embed.cluster_seed: Input should be less than or equal to 4294967295"),
         ({"train": {"seed": -1}}, "train.seed: Input should be greater than or equal to 0"),
         ({"train": {"seed": 2**64}}, "train.seed: Input should be less than or equal to 18446744073709551615"),
         ({"embed": {"seed": -1}}, "embed.seed: Input should be greater than or equal to 0"),
@@ -111,8 +118,8 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("hidden", "message"),
     [
-        (256, "hidden: a list of hidden widths is expected now: write `hidden: [256]`"),
-        ([], "hidden: Value should have at least 1 item"),
+        (256, "hidden: Input should be a valid list"),
+        ([], "hidden: List should have at least 1 item"),
         ([512, 0], "hidden.1: Input should be greater than or equal to 1"),
         ([512, -3], "hidden.1: Input should be greater than or equal to 1"),
     ],
@@ -156,7 +163,8 @@ def test_custom_md5s_in_upper_case_are_accepted(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("classes", [None, [], list("abcdefghij")])
 def test_custom_class_names_are_optional(tmp_path: Path, classes: list[str] | None) -> None:
-    data = {"dataset": "custom", "md5": CUSTOM_MD5} | ({} if classes is None else {"classes": classes})
+    data = {"dataset": "custom", "md5": CUSTOM_MD5, "validation": 10, "seed": 0} | (
+        {} if classes is None else {"classes": classes})
     path = write(tmp_path, {})
     params = yaml.safe_load(path.read_text())
     params["data"] = data

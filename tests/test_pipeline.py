@@ -20,15 +20,20 @@ def project(built_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 
 def test_repro_writes_every_output(project: Path) -> None:
-    for path in ("data/prepared/train.pt", "data/prepared/test.pt", "data/models/autoencoder.pt",
-                 "metrics/train/plots/metrics/train_loss.tsv", "metrics/reconstructions.png", "metrics/samples.png",
-                 "metrics/tsne.png",
-                 "metrics/per_class.csv", "metrics/tsne.csv", "metrics/confusion.csv"):
+    for path in ("data/prepared/train.pt", "data/prepared/validation.pt", "data/prepared/test.pt",
+                 "data/models/autoencoder.pt", "data/codes.npz", "metrics/train/plots/metrics/train_loss.tsv",
+                 "metrics/train/plots/metrics/val_loss.tsv", "metrics/train/plots/metrics/val_mse.tsv",
+                 "metrics/train/terms.csv", "metrics/reconstructions.png", "metrics/samples.png", "metrics/tsne.png",
+                 "metrics/pixel_baseline.json", "metrics/per_class.csv", "metrics/tsne.csv", "metrics/confusion.csv"):
         assert (project / path).stat().st_size > 0, path
     train = json.loads((project / "metrics/train/metrics.json").read_text())
     evaluate = json.loads((project / "metrics/evaluate.json").read_text())
     embed = json.loads((project / "metrics/embed.json").read_text())
-    assert train["step"] == 2 and 0 < train["train_loss"] < 0.2 and 0 < train["test_mse"] < 0.2
+    assert train["step"] == 2 and 0 < train["train_loss"] < 0.2 and 0 < train["val_mse"] < 0.2
+    assert train["val_loss"] == pytest.approx(train["val_mse"], abs=1e-5)  # the default objective: MSE
+    terms = (project / "metrics/train/terms.csv").read_text().splitlines()
+    assert terms[0] == "step,term,value" and [line.split(",")[:2] for line in terms[1:]] == [
+        ["1", "reconstruction"], ["2", "reconstruction"]]
     assert 0 < evaluate["test_mse"] < 0.2 and list(evaluate["test_mse_per_class"]) == [str(d) for d in range(10)]
     assert evaluate["test_loss"] == pytest.approx(evaluate["test_mse"], abs=1e-5)  # the default objective: MSE
     per_class = (project / "metrics/per_class.csv").read_text().splitlines()
@@ -37,6 +42,9 @@ def test_repro_writes_every_output(project: Path) -> None:
     assert evaluate["test_mse"] < evaluate["baseline_test_mse"] and evaluate["baseline_train_mse"] > 0
     # The generated digits are well-separated patterns: even 2 epochs' codes must tell them apart.
     assert embed["size"] == 100 and embed["knn_accuracy_codes"] > 0.9 and embed["knn_accuracy_tsne"] > 0.9
+    assert embed["probe_accuracy"] > 0.9 and embed["cluster_accuracy"] > 0.5 and 0 < embed["cluster_nmi"] <= 1
+    baseline = json.loads((project / "metrics/pixel_baseline.json").read_text())
+    assert set(baseline) == {"pixel_cluster_accuracy", "pixel_cluster_nmi", "pixel_cluster_ari"}
     curve = (project / "metrics/train/plots/metrics/train_loss.tsv").read_text().splitlines()
     assert curve[0] == "step\ttrain_loss" and [line.split("\t")[0] for line in curve[1:]] == ["1", "2"]
     assert (project / "dvc.lock").exists()
@@ -58,9 +66,12 @@ def test_a_param_reruns_only_its_stages(project: Path) -> None:
     try:
         for key, value, expected in (
             ("embed", ("perplexity", 12.0), {"embed"}),
+            ("embed", ("clusters", 5), {"pixel_baseline", "embed"}),
             ("train", ("epochs", 3), {"train"}),
-            ("train", ("loss", "bce"), {"train", "evaluate"}),
-            ("model", ("kind", "conv"), {"train", "evaluate"}),
+            ("train", ("loss", "bce"), {"train"}),  # evaluate reads the loss from the new checkpoint
+            ("model", ("kind", "conv"), {"train"}),
+            ("evaluate", ("samples", 16), {"evaluate"}),
+            ("data", ("validation", 50), {"prepare"}),
             ("model", ("conv", {"channels": [2, 4]}), set()),  # another family's knobs: nothing to rerun
             ("model", ("mlp", {"hidden": [16]}), {"train"}),
         ):
@@ -73,8 +84,9 @@ def test_a_param_reruns_only_its_stages(project: Path) -> None:
 
 
 DATA_PLOTS = {  # each data plot of dvc.yaml: a field its data must have, and the number of points
-    "Training loss per epoch": ("train_loss", 2),  # 2 epochs
-    "Test MSE per epoch": ("test_mse", 2),
+    "Loss per epoch": ("dvc_inferred_y_value", 4),  # 2 epochs, training and validation
+    "Validation MSE per epoch": ("val_mse", 2),
+    "Objective terms per epoch (validation)": ("term", 2),  # the reconstruction alone: not a VAE
     "Test MSE per class": ("test_mse", 10),
     "t-SNE of the codes": ("class", 100),
     "k-NN confusion (codes, 5-fold CV)": ("predicted", 100),
@@ -88,8 +100,9 @@ def test_metrics_and_plots_are_declared(project: Path) -> None:
     assert "baseline_test_mse" in text
     result = dvc("plots", "show", "--json", cwd=project)
     plots = json.loads(result.stdout)
-    loss_chart = json.dumps(plots["data"]["Training loss per epoch"])
-    assert "train_loss" in loss_chart and "epoch" in loss_chart
+    assert "failed to load" not in result.stderr and not plots.get("errors")  # every plot's file is there
+    loss_chart = json.dumps(plots["data"]["Loss per epoch"])
+    assert "train_loss" in loss_chart and "val_loss" in loss_chart and "epoch" in loss_chart
     for name in ("metrics/reconstructions.png", "metrics/samples.png", "metrics/tsne.png"):
         assert name in plots["data"], name
     for name, (field, count) in DATA_PLOTS.items():

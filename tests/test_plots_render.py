@@ -64,6 +64,6 @@ def test_plots_page_draws_every_chart_and_image_offline(built_project: Path, tmp
     dom = chromium("--virtual-time-budget=15000", "--dump-dom", page.as_uri(), profile=tmp_path / "profile").stdout
     report = re.search(r'<pre id="render-report">(.*?)</pre>', dom)
     assert report and report.group(1), dom[-2000:]
-    # Five vega charts (training loss, test MSE, per-class bars, t-SNE by class, confusion) and the
-    # three figures (reconstructions, samples, t-SNE).
-    assert json.loads(report.group(1)) == {"charts": 5, "images": 3, "images_drawn": 3}
+    # Six vega charts (training and validation loss, validation MSE, the objective's terms, per-class
+    # bars, t-SNE by class, confusion) and the three figures (reconstructions, samples, t-SNE).
+    assert json.loads(report.group(1)) == {"charts": 6, "images": 3, "images_drawn": 3}

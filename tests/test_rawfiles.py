@@ -12,12 +12,14 @@ import pytest
 import torch
 
 from helpers import write_dataset
-from mnist_ae.core.dataset import IDX_FILES
+from mnist_ae.core.dataset import DIGITS, IDX_FILES
 from mnist_ae.core.errors import UserError
 from mnist_ae.data import rawfiles
 from mnist_ae.data.download import ensure_raw_files, md5_of
 from mnist_ae.data.prepare import prepare_splits
 from mnist_ae.data.sources import MIRROR_ENV, Source, get_source
+
+VALIDATION = 100  # training images held out, as data.validation would
 
 
 def _decompress(folder: Path, name: str, target: Path) -> None:
@@ -47,14 +49,14 @@ def test_candidate_names() -> None:
 @pytest.mark.parametrize("spelling", ["train-images-idx3-ubyte", "train-images.idx3-ubyte"])
 def test_uncompressed_files_are_accepted_and_read(generated, tmp_path: Path, spelling: str) -> None:
     folder, source, _ = generated
-    reference = prepare_splits(ensure_raw_files(source, tmp_path), tmp_path / "reference")
+    reference = prepare_splits(ensure_raw_files(source, tmp_path), tmp_path / "reference", DIGITS, VALIDATION, seed=0)
     for name in IDX_FILES:
         plain = name.removesuffix(".gz") if "train-images" not in name else spelling
         _decompress(folder, name, folder / plain)
         (folder / name).unlink()
     paths = ensure_raw_files(source, tmp_path)
     assert paths["train-images-idx3-ubyte.gz"].name == spelling
-    splits = prepare_splits(paths, tmp_path / "prepared")
+    splits = prepare_splits(paths, tmp_path / "prepared", DIGITS, VALIDATION, seed=0)
     assert torch.equal(splits["train"].images, reference["train"].images)
     assert torch.equal(splits["test"].labels, reference["test"].labels)
 

@@ -10,7 +10,8 @@ from urllib.parse import unquote, urlparse
 import pytest
 import torch
 
-from helpers import skip_or_fail
+from helpers import committed_params, skip_or_fail
+from mnist_ae.core.dataset import class_names
 from mnist_ae.data.download import ensure_raw_files
 from mnist_ae.data.prepare import prepare_splits
 from mnist_ae.data.sources import MIRROR_ENV, Source, get_source
@@ -43,12 +44,14 @@ TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 def test_real_mnist_downloads_verifies_and_prepares(mirrored_mnist: Source, tmp_path: Path) -> None:
     paths = ensure_raw_files(mirrored_mnist, tmp_path / "raw")
-    splits = prepare_splits(paths, tmp_path / "prepared")
-    train, test = splits["train"], splits["test"]
-    assert train.images.shape == (60000, 784) and test.images.shape == (10000, 784)
-    assert train.images.dtype == torch.float32
+    data = committed_params()["data"]
+    splits = prepare_splits(paths, tmp_path / "prepared", class_names("MNIST"), data["validation"], data["seed"])
+    train, validation, test = splits["train"], splits["validation"], splits["test"]
+    assert len(validation) == data["validation"] and train.images.shape == (60000 - len(validation), 784)
+    assert test.images.shape == (10000, 784) and train.images.dtype == torch.float32
     assert float(train.images.min()) == 0.0 and float(train.images.max()) == 1.0
-    assert torch.bincount(train.labels).tolist() == TRAIN_COUNTS
+    assert (torch.bincount(train.labels) + torch.bincount(validation.labels)).tolist() == TRAIN_COUNTS
     assert torch.bincount(test.labels).tolist() == TEST_COUNTS
+    assert train.classes[7] == "7 - seven"
     reloaded = torch.load(tmp_path / "prepared" / "train.pt", weights_only=True)
     assert torch.equal(reloaded["images"], train.images)

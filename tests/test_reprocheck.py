@@ -43,11 +43,15 @@ def test_changed_code_is_caught() -> None:
 def test_metric_drift_uses_per_metric_tolerances() -> None:
     diff = {"metrics/evaluate.json": {"test_mse": {"old": 0.0111, "new": 0.0115}},
             "metrics/embed.json": {"knn_accuracy_tsne": {"old": 0.91, "new": 0.925},
-                                   "size": {"old": 2000, "new": 2000}}}
+                                   "cluster_nmi": {"old": 0.53, "new": 0.545},
+                                   "size": {"old": 2000, "new": 2000}},
+            "metrics/train/metrics.json": {"val_kl": {"old": 22.51, "new": 22.55}}}
     assert metric_drift(diff) == []
     diff["metrics/evaluate.json"]["test_mse"]["new"] = 0.0125
     diff["metrics/embed.json"]["knn_accuracy_tsne"]["new"] = 0.95
-    assert len(metric_drift(diff)) == 2
+    diff["metrics/embed.json"]["cluster_nmi"]["new"] = 0.56
+    diff["metrics/train/metrics.json"]["val_kl"]["new"] = 22.6
+    assert len(metric_drift(diff)) == 4
 
 
 def test_drift_lines_are_sorted_and_leave_out_the_epoch_counter() -> None:

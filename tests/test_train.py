@@ -1,7 +1,9 @@
 import contextlib
 import copy
 import itertools
+import json
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -9,20 +11,16 @@ from torch import nn
 from helpers import model_params, train_params
 from mnist_ae.core.dataset import PIXELS
 from mnist_ae.core.errors import UserError
-from mnist_ae.core.params import TrainParams, family_kinds
-from mnist_ae.models import FAMILIES, build_model
 from mnist_ae.models.base import AutoEncoder
+from mnist_ae.models.families import FAMILIES, build_model
 from mnist_ae.models.losses import LOSSES
 from mnist_ae.models.mlp import MLP
-from mnist_ae.training.fast_step import IMPLEMENTS, FusedMLPStep, mlp_layers
-from mnist_ae.training.loop import (
-    CHECK_EVERY,
-    AutogradStep,
-    fit,
-    flushed_denormals,
-    make_step,
-    zero_denormal_moments,
-)
+from mnist_ae.models.sections import family_kinds
+from mnist_ae.params import TrainParams
+from mnist_ae.training.cpu import flushed_denormals, zero_denormal_moments
+from mnist_ae.training.fast_step import IMPLEMENTS, FusedMLPStep, implements
+from mnist_ae.training.live import epoch_log
+from mnist_ae.training.loop import CHECK_EVERY, AutogradStep, fit, make_step
 
 DEPTHS = [(32,), (48, 24), (40, 32, 24)]  # one, two and three hidden layers a side
 SMALL = train_params(epochs=3, batch_size=16, lr=1e-2)
@@ -51,7 +49,7 @@ def test_hand_written_gradients_match_autograd(hidden: tuple[int, ...], batch: i
     loss.backward()
 
     step = FusedMLPStep(model, max_batch=8, lr=1e-3)
-    step.optimizer.step = lambda: None  # look at the gradients before Adam uses them
+    step.adam = lambda: None  # look at the gradients before Adam uses them
     loss_sum = torch.empty(())
     step(data, torch.arange(batch), loss_sum)
 
@@ -70,7 +68,7 @@ def test_bf16_gradients_are_autocast_gradients_within_bf16_rounding(hidden: tupl
     (output.float() - data).pow(2).mean().backward()
 
     step = FusedMLPStep(model, max_batch=8, lr=1e-3, dtype=torch.bfloat16)
-    step.optimizer.step = lambda: None
+    step.adam = lambda: None
     step(data, torch.arange(8), torch.empty(()))
     for (name, theirs), ours in zip(reference.named_parameters(), _fast_step_gradients(step)):
         # bf16 keeps 8 bits of mantissa: agreement to a few percent of the gradient's scale.
@@ -95,7 +93,7 @@ def test_one_step_matches_torch_adam_and_writes_back(hidden: tuple[int, ...]) ->
 
 
 def test_the_fast_step_covers_the_mlp_family_and_nothing_else() -> None:
-    assert mlp_layers(make_model()) is not None
+    assert implements(make_model(), "mse")
     dropout = make_model()
     dropout.decoder.insert(1, nn.Dropout(0.1))
     no_sigmoid = make_model()
@@ -115,7 +113,7 @@ def test_the_fast_step_covers_the_mlp_family_and_nothing_else() -> None:
 
     residual, regularised = Residual(4, model_params().mlp), Regularised(4, model_params().mlp)
     for model in (dropout, no_sigmoid, no_bias, frozen, residual, regularised, nn.Linear(4, 4)):
-        assert mlp_layers(model) is None
+        assert not implements(model, "mse")
         assert isinstance(make_step(model, train_params(), max_batch=8, distributed=False), AutogradStep)
     assert isinstance(make_step(make_model(), train_params(), max_batch=8, distributed=False), FusedMLPStep)
 
@@ -261,13 +259,13 @@ def _train_into_denormals(flush: bool) -> tuple[FusedMLPStep, AutoEncoder]:
         for i in range(1005):
             step(lit if i < 5 else dark, torch.arange(8), loss)
             if flush and (i + 1) % CHECK_EVERY == 0:
-                zero_denormal_moments(step.optimizer)
+                zero_denormal_moments(step.moments())
     step.sync_model()
     return step, model
 
 
 def _denormal_moments(step: FusedMLPStep) -> int:
-    first_moments = step.optimizer.state[step.flat]["exp_avg"]
+    first_moments = step.moments()[0]
     return int(((first_moments != 0) & (first_moments.abs() < torch.finfo(torch.float32).tiny)).sum())
 
 
@@ -288,11 +286,24 @@ def test_fit_trains_with_denormals_flushed(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_zero_denormal_moments_zeroes_only_denormals() -> None:
-    param = nn.Parameter(torch.zeros(4))
-    optimizer = torch.optim.Adam([param])
     tiny = torch.finfo(torch.float32).tiny
     moments = torch.tensor([tiny / 4, -tiny / 4, tiny, 0.5])  # two denormals, the smallest normal, a normal
-    optimizer.state[param] = {"step": torch.tensor(1.0), "exp_avg": moments.clone(), "exp_avg_sq": moments.abs()}
-    zero_denormal_moments(optimizer)
-    assert optimizer.state[param]["exp_avg"].tolist() == [0.0, 0.0, tiny, 0.5]
-    assert optimizer.state[param]["exp_avg_sq"].tolist() == [0.0, 0.0, tiny, 0.5]
+    first, second = moments.clone(), moments.abs()
+    zero_denormal_moments([first, second])
+    assert first.tolist() == [0.0, 0.0, tiny, 0.5] and second.tolist() == [0.0, 0.0, tiny, 0.5]
+
+
+def test_the_epoch_log_writes_each_term_of_the_objective(tmp_path) -> None:
+    """A VAE's reconstruction and KL per epoch, apart, in the table every family writes; the
+    validation loss is their sum with beta, per pixel."""
+    model = build_model(model_params("vae", beta=2.0), seed=0)
+    data = torch.rand(40, PIXELS)
+    with epoch_log(tmp_path / "log", model, data[:10], LOSSES["mse"]) as metrics:
+        fit(model, data, train_params(epochs=2, batch_size=16), progress=False, on_epoch_end=metrics)
+    terms = pd.read_csv(tmp_path / "log" / "terms.csv")
+    assert terms["step"].tolist() == [1, 1, 2, 2] and terms["term"].tolist() == ["reconstruction", "kl"] * 2
+    last = terms[terms["step"] == 2].set_index("term")["value"]
+    summary = json.loads((tmp_path / "log" / "metrics.json").read_text())
+    assert summary["val_kl"] == last["kl"] and summary["val_reconstruction"] == last["reconstruction"]
+    assert summary["val_loss"] == pytest.approx((last["reconstruction"] + 2.0 * last["kl"]) / PIXELS, abs=1e-5)
+    assert not (tmp_path / "log" / "plots" / "metrics" / "val_kl.tsv").exists()  # a curve only some families draw

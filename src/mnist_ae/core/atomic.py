@@ -16,7 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
+
+from .errors import DISK_FULL, UserError
 
 if TYPE_CHECKING:  # only the stages that write tables import pandas
     import pandas as pd
@@ -74,7 +76,10 @@ def fsync_path(path: Path) -> None:
 
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
+
+    A full disk is the user's to fix, so it ends in one line that names the file and the space left.
+    """
     final = Path(path)
     tmp = temporary_sibling(final)
     try:
@@ -82,8 +87,21 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         fsync_path(tmp)  # the data on disk before the name points at it
         os.replace(tmp, final)
         fsync_path(final.parent)  # and the rename itself
+    except OSError as error:
+        if error.errno not in DISK_FULL:
+            raise
+        raise UserError(f"the disk is full: {final} could not be written ({disk_space(final.parent)}); "
+                        f"the previous {final.name}, if any, is unchanged. Free some space and rerun.") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def disk_space(folder: Path) -> str:
+    """How much space is left where ``folder`` is, in words."""
+    try:
+        return f"{shutil.disk_usage(folder).free / 2**20:,.0f} MiB free there"
+    except OSError:
+        return "free space unknown"
 
 
 def write_json(path: str | os.PathLike[str], data: Any) -> None:
@@ -95,10 +113,18 @@ def write_json(path: str | os.PathLike[str], data: Any) -> None:
 
 def save_torch(path: str | os.PathLike[str], obj: Any) -> None:
     """``torch.save`` atomically; read it back with ``torch.load(..., weights_only=True)``."""
+    import torch  # here: the embed stage writes no tensor, and torch takes over a second to import
+
     with atomic_path(path) as tmp, open(tmp, "wb") as file:
         # Through a file object, not the path: torch names the records inside the archive after the
         # file, and the temporary name would make every save's bytes (and DVC's hash) different.
         torch.save(obj, file)
+
+
+def save_arrays(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> None:
+    """numpy arrays into one uncompressed ``.npz`` file, atomically; read back with ``np.load``."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:
+        np.savez(file, **arrays)
 
 
 def save_figure(path: str | os.PathLike[str], figure: Any, dpi: int = 100) -> None:

@@ -1,19 +1,17 @@
-"""The auto-encoder's codes of a random subset, embedded in 2-D with t-SNE and scored by k-NN."""
+"""The codes of a seeded subset of the training split, embedded in 2-D with t-SNE, and the k-NN
+scores of the codes and of the embedding."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from sklearn.model_selection import cross_val_predict, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
-from ..core.dataset import Split
+from ..core.codes import Codes
 from ..core.errors import UserError
-from ..core.params import CV_FOLDS
-from ..models.base import AutoEncoder
-from ..models.reconstruction import encode
+from . import CV_FOLDS
 
 # openTSNE's FFT grid: 2 intervals per unit of embedding rather than 1 makes the grid 4x smaller once
 # the clusters spread out, and the FFT over it each iteration that much cheaper, at the same k-NN
@@ -49,13 +47,11 @@ def run_tsne(codes: np.ndarray, method: str, perplexity: float, seed: int) -> np
     raise ValueError(f"unknown t-SNE method {method!r}; use opentsne or sklearn")
 
 
-def embed_subset(
-    model: AutoEncoder, split: Split, size: int, seed: int, perplexity: float, method: str = "opentsne"
-) -> Embedding:
-    """Encode a seeded subset of ``split`` and run t-SNE on the codes."""
-    index = torch.from_numpy(sample_indices(len(split), size, seed))
-    codes = encode(model, split.images[index]).numpy()
-    return Embedding(codes, run_tsne(codes, method, perplexity, seed), split.labels[index].numpy())
+def embed_subset(train: Codes, size: int, seed: int, perplexity: float, method: str = "opentsne") -> Embedding:
+    """t-SNE of the codes of a seeded subset of the training split."""
+    index = sample_indices(len(train), size, seed)
+    codes = train.codes[index]
+    return Embedding(codes, run_tsne(codes, method, perplexity, seed), train.labels[index])
 
 
 def knn_accuracy(features: np.ndarray, labels: np.ndarray, neighbors: int) -> float:

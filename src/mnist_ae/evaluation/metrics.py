@@ -14,11 +14,10 @@ import torch
 from ..core.dataset import Split
 from ..core.errors import UserError
 from ..models.base import AutoEncoder
-from ..models.losses import LOSSES
-from ..models.reconstruction import encode, mean_image_mse, mean_objective, per_sample_mse
+from ..models.reconstruction import Assessment, mean_image_mse
 
 
-def per_class_table(errors: torch.Tensor, labels: torch.Tensor, names: list[str]) -> pd.DataFrame:
+def per_class_table(errors: torch.Tensor, labels: torch.Tensor, names: tuple[str, ...]) -> pd.DataFrame:
     """Mean, median and 95th percentile of the per-image ``errors`` in each class present, and the
     class's count, in label order: the mean alone hides whether a class is hard throughout or has a
     tail of failures."""
@@ -29,15 +28,14 @@ def per_class_table(errors: torch.Tensor, labels: torch.Tensor, names: list[str]
     return table.reset_index(drop=True).round(6)
 
 
-def reconstruction_metrics(model: AutoEncoder, train: Split, test: Split, names: list[str],
-                           loss: str) -> tuple[dict[str, object], pd.DataFrame]:
-    """The metrics (``metrics/evaluate.json``) and the per-class table of the test split."""
-    test_mse = per_sample_mse(model, test.images)
-    per_class = per_class_table(test_mse, test.labels, names)
+def reconstruction_metrics(train: Split, test: Split, results: dict[str, Assessment]) -> tuple[dict, pd.DataFrame]:
+    """The metrics (``metrics/evaluate.json``) and the per-class table of the test split, from the
+    model's ``results`` on each split."""
+    per_class = per_class_table(results["test"].mse, test.labels, test.classes)
     metrics = {
-        "train_mse": round(float(per_sample_mse(model, train.images).mean()), 6),
-        "test_mse": round(float(test_mse.mean()), 6),
-        "test_loss": round(mean_objective(model, test.images, LOSSES[loss]), 6),
+        "train_mse": round(float(results["train"].mse.mean()), 6),
+        "test_mse": round(float(results["test"].mse.mean()), 6),
+        "test_loss": round(results["test"].objective_per_element, 6),
         "baseline_train_mse": round(mean_image_mse(train.images, train.images), 6),
         "baseline_test_mse": round(mean_image_mse(train.images, test.images), 6),
         "test_mse_per_class": dict(zip(per_class["class"], per_class["test_mse"])),
@@ -46,7 +44,7 @@ def reconstruction_metrics(model: AutoEncoder, train: Split, test: Split, names:
 
 
 @torch.no_grad()
-def sample_images(model: AutoEncoder, train_images: torch.Tensor, count: int, seed: int) -> torch.Tensor:
+def sample_images(model: AutoEncoder, train_codes: torch.Tensor, count: int, seed: int) -> torch.Tensor:
     """``count`` images decoded from random codes: from a VAE's prior N(0, I), which it was trained
     to decode; for another family, from a Gaussian fitted to the training split's codes (their mean
     and covariance), the closest such a model has to a prior."""
@@ -54,7 +52,7 @@ def sample_images(model: AutoEncoder, train_images: torch.Tensor, count: int, se
     if model.has_prior:
         codes = noise
     else:
-        train_codes = encode(model, train_images).double()
+        train_codes = train_codes.double()
         covariance = torch.cov(train_codes.T).reshape(model.code_dim, model.code_dim)
         # covariance = V diag(variances) V^T; eigh, unlike a Cholesky factor, takes a singular one too
         # (dead code units, a constant split).

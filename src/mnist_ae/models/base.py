@@ -3,7 +3,8 @@
 Images come flat, ``(N, PIXELS)``, as the prepared splits store them, and reconstructions go back
 flat, in [0, 1]; a family that needs the image's layout views a batch as ``IMAGE_SHAPE`` itself.
 Everything outside ``models/`` (training, evaluate, embed, checkpoints) uses only ``encode``,
-``decode``, ``objective`` and ``config``, so a new family needs no change anywhere else.
+``decode``, ``objective`` (its ``objective_terms``, combined by ``combine``) and ``config``, so a new
+family needs no change anywhere else.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 class AutoEncoder(nn.Module):
     kind: ClassVar[str]  # the family's name in params.yaml (model.kind) and in checkpoints
+    Params: ClassVar[type[BaseModel]]  # its section of params.yaml, model.<kind>
     # Whether codes drawn from N(0, I) decode to images (a VAE's prior); if not, evaluate samples
     # from a Gaussian fitted to the training split's codes instead.
     has_prior: ClassVar[bool] = False
@@ -43,9 +45,18 @@ class AutoEncoder(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(images))
 
+    def objective_terms(self, images: torch.Tensor, loss: Loss) -> dict[str, torch.Tensor]:
+        """The terms of the objective, each summed over the batch: the training log shows them apart.
+        Here the reconstruction loss alone."""
+        return {"reconstruction": loss(self(images), images)}
+
+    def combine(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The objective from its terms: here the reconstruction loss."""
+        return terms["reconstruction"]
+
     def objective(self, images: torch.Tensor, loss: Loss) -> torch.Tensor:
-        """What training minimises, summed over the batch: here the reconstruction loss alone."""
-        return loss(self(images), images)
+        """What training minimises, summed over the batch."""
+        return self.combine(self.objective_terms(images, loss))
 
 
 def mlp(widths: list[int], last_activation: nn.Module | None) -> nn.Sequential:

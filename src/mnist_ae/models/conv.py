@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from ..core.dataset import IMAGE_SHAPE
-from ..core.params import ConvParams
 from .base import AutoEncoder
+from .sections import ConvParams
 
 
 def _halved(side: int) -> int:
@@ -25,6 +25,7 @@ def _halved(side: int) -> int:
 
 class ConvAutoEncoder(AutoEncoder):
     kind = "conv"
+    Params = ConvParams
 
     def __init__(self, code_dim: int, params: ConvParams) -> None:
         super().__init__(code_dim, params)

@@ -36,8 +36,15 @@ def mse(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 @in_float32
 def bce(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy: each pixel as the probability of ink, as PyTorch's VAE example trains."""
-    return functional.binary_cross_entropy(reconstruction, target, reduction="sum")
+    """Binary cross-entropy: each pixel as the probability of ink, as PyTorch's VAE example trains.
+
+    torch's BCE refuses a NaN input with "all elements of input should be between 0 and 1" (on CUDA,
+    a device-side assert), and a diverging training produces NaNs: here they reach the loss instead
+    (``reconstruction - finite`` is 0, with a zero gradient, where the input is a number, and NaN or
+    inf where not), so the loop stops with its own divergence message.
+    """
+    finite = reconstruction.nan_to_num(nan=0.5, posinf=1.0, neginf=0.0)
+    return functional.binary_cross_entropy(finite, target, reduction="sum") + (reconstruction - finite).sum()
 
 
 LOSSES: dict[str, Loss] = {"mse": mse, "bce": bce}

@@ -13,13 +13,14 @@ import torch
 from torch import nn
 
 from ..core.dataset import PIXELS
-from ..core.params import VAEParams
 from .base import AutoEncoder, Loss, mlp
 from .losses import in_float32
+from .sections import VAEParams
 
 
 class VAE(AutoEncoder):
     kind = "vae"
+    Params = VAEParams
     has_prior = True
 
     def __init__(self, code_dim: int, params: VAEParams) -> None:
@@ -41,11 +42,16 @@ class VAE(AutoEncoder):
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         return self.decoder(codes)
 
-    def objective(self, images: torch.Tensor, loss: Loss) -> torch.Tensor:
-        """Reconstruction loss + beta x KL(posterior || N(0, I)), summed over the batch."""
+    def objective_terms(self, images: torch.Tensor, loss: Loss) -> dict[str, torch.Tensor]:
+        """The reconstruction loss of a sampled code (in training; of the mean otherwise) and
+        KL(posterior || N(0, I)), each summed over the batch."""
         mean, log_variance = self.posterior(images)
         code = mean + torch.randn_like(mean) * (0.5 * log_variance).exp() if self.training else mean
-        return loss(self.decode(code), images) + self.beta * kl_divergence(mean, log_variance)
+        return {"reconstruction": loss(self.decode(code), images), "kl": kl_divergence(mean, log_variance)}
+
+    def combine(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Reconstruction loss + beta x KL(posterior || N(0, I))."""
+        return terms["reconstruction"] + self.beta * terms["kl"]
 
 
 @in_float32

@@ -27,56 +27,27 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.optim.adam import adam
 
-from ..models.base import AutoEncoder
 from ..models.mlp import MLP
 
-RELU, IDENTITY, SIGMOID = "relu", "identity", "sigmoid"
 # The (model.kind, train.loss) pairs whose forward, loss and backward this module writes out.
 IMPLEMENTS = {(MLP.kind, "mse")}
 
 
 def implements(model: nn.Module, loss: str) -> bool:
-    """Whether this step trains ``model`` on ``loss`` exactly as autograd would."""
-    return (getattr(model, "kind", None), loss) in IMPLEMENTS and mlp_layers(model) is not None
-
-
-def mlp_layers(model: nn.Module) -> list[tuple[nn.Linear, str]] | None:
-    """The model's layers as (Linear, activation after it), or None when this step cannot train it.
-
-    Covered: an ``MLP`` itself (not a subclass, whose ``encode``, ``decode`` or ``objective`` may
-    differ) whose ``encoder`` and ``decoder`` are ``nn.Sequential`` of plain ``nn.Linear`` layers
-    with biases, every parameter trained, each layer followed by a ReLU or by nothing, the very last
-    by a Sigmoid. Anything else, a Dropout or another layer added to the family included, trains
-    through autograd.
-    """
-    if type(model) is not MLP or any(getattr(MLP, name) is not getattr(AutoEncoder, name)
-                                     for name in ("forward", "objective")):
-        return None
-    if not all(p.requires_grad for p in model.parameters()):
-        return None
-    encoder, decoder = getattr(model, "encoder", None), getattr(model, "decoder", None)
-    if not isinstance(encoder, nn.Sequential) or not isinstance(decoder, nn.Sequential):
-        return None
-    layers: list[tuple[nn.Linear, str]] = []
-    for module in [*encoder, *decoder]:
-        if type(module) is nn.Linear and module.bias is not None:
-            layers.append((module, IDENTITY))
-        elif type(module) in (nn.ReLU, nn.Sigmoid) and layers and layers[-1][1] == IDENTITY:
-            layers[-1] = (layers[-1][0], RELU if type(module) is nn.ReLU else SIGMOID)
-        else:
-            return None
-    activations = [activation for _, activation in layers]
-    if not layers or activations[-1] != SIGMOID or SIGMOID in activations[:-1]:
-        return None
-    return layers
+    """Whether this step trains ``model`` on ``loss`` exactly as autograd would: a pair of
+    ``IMPLEMENTS``, and an ``MLP`` itself (a subclass may change ``forward`` or ``objective``) whose
+    layers form a chain it writes out, every parameter trained."""
+    return ((getattr(model, "kind", None), loss) in IMPLEMENTS and type(model) is MLP
+            and all(p.requires_grad for p in model.parameters()) and model.dense_layers() is not None)
 
 
 class FusedMLPStep:
-    """One Adam step on ``data[index]`` for a model that ``mlp_layers`` covers."""
+    """One Adam step on ``data[index]`` for a model that ``implements`` covers."""
 
-    def __init__(self, model: nn.Module, max_batch: int, lr: float, dtype: torch.dtype = torch.float32) -> None:
-        layers = mlp_layers(model)
+    def __init__(self, model: MLP, max_batch: int, lr: float, dtype: torch.dtype = torch.float32) -> None:
+        layers = model.dense_layers()
         if layers is None:
             raise ValueError("FusedMLPStep covers the mlp family's Linear/ReLU chains ending in a Sigmoid; "
                              "use AutogradStep")
@@ -84,12 +55,17 @@ class FusedMLPStep:
         self.activations = [activation for _, activation in layers]
         device = layers[0][0].weight.device
         sizes = [p.numel() for pair in self.model_params for p in pair]
-        self.flat = nn.Parameter(torch.empty(sum(sizes), device=device))  # float32 master weights
+        self.flat = torch.empty(sum(sizes), device=device)  # float32 master weights
         self.flat.grad = torch.zeros_like(self.flat)
+        # Adam's state, for torch's own fused kernel through its functional form: an Optimizer object
+        # would run the same kernel, but its constructor imports torch's compiler stack (about a second).
+        self.exp_avg, self.exp_avg_sq = torch.zeros_like(self.flat), torch.zeros_like(self.flat)
+        self.adam_steps = torch.zeros((), device=device)
+        self.lr = lr
         # In float32 the products read and write the master copies; in bf16 they use a low-precision
         # copy of the weights, refreshed after each Adam step, and gradients cast up before it.
         self.mixed = dtype != self.flat.dtype
-        self.flat_low = self.flat.detach().to(dtype) if self.mixed else self.flat.detach()
+        self.flat_low = self.flat.to(dtype) if self.mixed else self.flat
         self.grad_low = torch.zeros_like(self.flat_low) if self.mixed else self.flat.grad
         # Per layer: the weight as (in, out) for the forward product, as (out, in) for the backward
         # one, the bias, and the same views into the gradients. Layer 0 is stored (in, out).
@@ -100,7 +76,7 @@ class FusedMLPStep:
             (master_w, master_b), (w, b), (grad_w, grad_b) = (
                 (flat[offset : offset + weight.numel()].view(shape),
                  flat[offset + weight.numel() : offset + weight.numel() + bias.numel()])
-                for flat in (self.flat.detach(), self.flat_low, self.grad_low)
+                for flat in (self.flat, self.flat_low, self.grad_low)
             )
             master_w.copy_(weight.detach().t() if transposed else weight.detach())
             master_b.copy_(bias.detach())
@@ -109,8 +85,7 @@ class FusedMLPStep:
                                            grad_b=grad_b, transposed=transposed))
             offset += weight.numel() + bias.numel()
         if self.mixed:
-            self.flat_low.copy_(self.flat.detach())
-        self.optimizer = torch.optim.Adam([self.flat], lr=lr, fused=True)
+            self.flat_low.copy_(self.flat)
         widths = [layers[0][0].in_features] + [linear.out_features for linear, _ in layers]
         self.buffers = _Buffers.allocate(max_batch, widths, dtype, device)
         self.short_buffers: _Buffers | None = None  # views for a short last batch, made when first needed
@@ -132,9 +107,9 @@ class FusedMLPStep:
 
         for i, (layer, activation) in enumerate(zip(self.layers, self.activations)):
             out = torch.addmm(layer.b, acts[i], layer.w_in_out, out=acts[i + 1])
-            if activation == RELU:
+            if activation == "relu":
                 out.relu_()
-            elif activation == SIGMOID:
+            elif activation == "sigmoid":
                 out.sigmoid_()
 
         # Loss = mean((y - x)^2); its gradient wrt the sigmoid's input is 2/(n*D) * (y - x) * y * (1 - y).
@@ -159,13 +134,23 @@ class FusedMLPStep:
             torch.addmv(layer.grad_b, grad.t(), buffers.ones, beta=0, alpha=alpha, out=layer.grad_b)
             if i > 0:
                 torch.addmm(grads[i - 1], grad, layer.w_out_in, beta=0, alpha=alpha, out=grads[i - 1])
-                if self.activations[i - 1] == RELU:
+                if self.activations[i - 1] == "relu":
                     torch.ops.aten.threshold_backward.grad_input(grads[i - 1], acts[i], 0, grad_input=grads[i - 1])
         if self.mixed:
             self.flat.grad.copy_(self.grad_low)
-        self.optimizer.step()
+        self.adam()
         if self.mixed:
-            self.flat_low.copy_(self.flat.detach())
+            self.flat_low.copy_(self.flat)
+
+    def adam(self) -> None:
+        """One step of ``torch.optim.Adam(fused=True)`` at its defaults, on the flat weights."""
+        adam([self.flat], [self.flat.grad], [self.exp_avg], [self.exp_avg_sq], [], [self.adam_steps], fused=True,
+             foreach=None, capturable=False, differentiable=False, grad_scale=None, found_inf=None,
+             has_complex=False, amsgrad=False, beta1=0.9, beta2=0.999, lr=self.lr, weight_decay=0.0, eps=1e-8,
+             maximize=False)
+
+    def moments(self) -> list[torch.Tensor]:
+        return [self.exp_avg, self.exp_avg_sq]
 
     @torch.no_grad()
     def sync_model(self) -> None:

@@ -10,16 +10,18 @@ DVC does not commit that log: the stage failed, and its next run starts a fresh 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pandas as pd
 import torch
 from dvclive import Live
 
-from ..core.atomic import write_json
-from ..models.base import AutoEncoder
-from ..models.reconstruction import per_sample_mse
+from ..core.atomic import write_json, write_table
+from ..models.base import AutoEncoder, Loss
+from ..models.reconstruction import assess
+from .cpu import thread_count
 
 
 class _Live(Live):
@@ -41,11 +43,12 @@ class EpochLog:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.step = 0
-        self._pending: dict[str, float] = {}
+        self._pending: dict[str, tuple[float, bool]] = {}
         self._live: _Live | None = None
 
-    def log_metric(self, name: str, value: float) -> None:
-        self._pending[name] = value
+    def log_metric(self, name: str, value: float, plot: bool = True) -> None:
+        """``plot=False``: into the summary (``dvc exp show``) alone, not into a per-epoch curve."""
+        self._pending[name] = value, plot
 
     def next_step(self) -> None:
         if self._live is None:
@@ -53,8 +56,8 @@ class EpochLog:
             # metrics and plots itself; save_dvc_exp=False: `dvc exp run` makes experiments.
             self._live = _Live(str(self.folder), resume=False, dvcyaml=False, save_dvc_exp=False, report=None)
         self._live.step = self.step
-        for name, value in self._pending.items():
-            self._live.log_metric(name, value)
+        for name, (value, plot) in self._pending.items():
+            self._live.log_metric(name, value, plot=plot)
         self._pending.clear()
         self._live.next_step()
 
@@ -74,20 +77,47 @@ def live_log(folder: Path) -> Iterator[EpochLog]:
         log.end()
 
 
+class EpochMetrics:
+    """``fit``'s ``on_epoch_end``: each epoch's training loss, and on the validation split the
+    objective (per pixel, as the training loss) and the MSE, as dvclive curves; and the objective's
+    terms per image (a VAE's reconstruction and KL; the reconstruction alone for other families) in
+    one table, ``TERMS``, that every family writes, so that ``dvc plots`` finds it in every revision
+    (a curve file that only some families write would be missing in the others). ``last`` keeps the
+    last epoch's values."""
+
+    TERMS = "terms.csv"  # step, term, value: one row per term and epoch
+
+    def __init__(self, log: EpochLog, model: AutoEncoder, validation: torch.Tensor, loss: Loss) -> None:
+        self.log, self.model, self.validation, self.loss = log, model, validation, loss
+        self.last: dict[str, float] = {}
+        self.terms: list[dict[str, object]] = []
+        # The sums over the split are split between threads: at the thread count the run started
+        # with, whatever the training has now (training/cpu.py), every run logs the same bits.
+        self.threads = torch.get_num_threads()
+
+    def __call__(self, epoch: int, train_loss: float) -> None:
+        with thread_count(self.threads):
+            result = assess(self.model, self.validation, self.loss)
+        self.last = {"train_loss": train_loss, "val_loss": result.objective_per_element,
+                     "val_mse": float(result.mse.mean())}
+        terms = {name: round(value, 6) for name, value in result.terms_per_image().items()}
+        self.log.step = epoch
+        for name, value in self.last.items():
+            self.log.log_metric(name, round(value, 6))
+        for name, value in terms.items():  # the last epoch's terms, for `dvc exp show`
+            self.log.log_metric(f"val_{name}", value, plot=False)
+        self.log.next_step()
+        self.terms += [{"step": epoch, "term": name, "value": value} for name, value in terms.items()]
+        write_table(self.log.folder / self.TERMS, pd.DataFrame(self.terms))
+
+
 @contextmanager
-def epoch_log(folder: Path, model: AutoEncoder, test_images: torch.Tensor,
-              enabled: bool = True) -> Iterator[Callable[[int, float], None] | None]:
-    """``fit``'s ``on_epoch_end``: each epoch's training loss and test MSE into a fresh log in
-    ``folder``. ``enabled=False`` (a rank other than 0) logs nothing and yields None."""
+def epoch_log(folder: Path, model: AutoEncoder, validation: torch.Tensor, loss: Loss,
+              enabled: bool = True) -> Iterator[EpochMetrics | None]:
+    """Per-epoch metrics (``EpochMetrics``) into a fresh log in ``folder``. ``enabled=False`` (a rank
+    other than 0) logs nothing and yields None."""
     if not enabled:
         yield None
         return
     with live_log(folder) as log:
-
-        def on_epoch_end(epoch: int, loss: float) -> None:
-            log.step = epoch
-            log.log_metric("train_loss", round(loss, 6))
-            log.log_metric("test_mse", round(float(per_sample_mse(model, test_images).mean()), 6))
-            log.next_step()
-
-        yield on_epoch_end
+        yield EpochMetrics(log, model, validation, loss)

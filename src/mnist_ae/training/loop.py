@@ -12,10 +12,10 @@ whenever ``train.step`` is ``autograd``.
 
 from __future__ import annotations
 
+import copy
 import math
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Protocol
 
 import torch
@@ -23,24 +23,26 @@ from torch import nn
 from tqdm import tqdm
 
 from ..core.errors import UserError
-from ..core.params import TrainParams
 from ..models.base import AutoEncoder, Loss
 from ..models.losses import LOSSES
+from ..params import TrainParams
+from .cpu import CpuTuning, thread_count
 from .fast_step import FusedMLPStep, implements
-from .threads import ContentionGuard
 
-# How often (in steps) the progress bar is advanced, the loss checked for NaN/inf and denormal
-# moments zeroed: each check waits for the device (and, under DDP, for the other ranks), so it is not
-# done every step; Adam's moments pass through the denormal range in a few hundred steps.
+# Steps in a window: once a window the progress bar advances, the loss is checked for NaN/inf and the
+# CPU tuning looks at the clock. Each check waits for the device (and, under DDP, for the other
+# ranks), so it is not done every step; Adam's moments pass through the denormal range in a few
+# hundred steps.
 CHECK_EVERY = 50
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 class Step(Protocol):
-    optimizer: torch.optim.Optimizer
-
     def __call__(self, data: torch.Tensor, index: torch.Tensor, loss_out: torch.Tensor) -> None:
         """One optimisation step on ``data[index]``; this rank's summed objective to ``loss_out``."""
+
+    def moments(self) -> list[torch.Tensor]:
+        """Adam's moment estimates (empty before the first step)."""
 
     def sync_model(self) -> None:
         """Make the model's parameters hold the trained weights (a step may train a copy)."""
@@ -79,6 +81,9 @@ class AutogradStep:
         self.optimizer.step()
         loss_out.copy_(total.detach())
 
+    def moments(self) -> list[torch.Tensor]:
+        return [state[name] for state in self.optimizer.state.values() for name in ("exp_avg", "exp_avg_sq")]
+
     def sync_model(self) -> None:
         pass  # trains the model's own parameters
 
@@ -95,50 +100,58 @@ class _Objective(nn.Module):
         return self.model.objective(images, self.loss)
 
 
+def hand_written(model: AutoEncoder, config: TrainParams, distributed: bool) -> bool:
+    """Whether the hand-written step trains this run: where it is exact (its own pairs), in one
+    process, unless ``train.step`` asks for autograd."""
+    return config.step == "auto" and not distributed and implements(model, config.loss)
+
+
+def step_name(model: AutoEncoder, config: TrainParams, distributed: bool) -> str:
+    """What trains the run, in words, for the stage's last line."""
+    return "the hand-written step" if hand_written(model, config, distributed) else "autograd"
+
+
 def make_step(model: AutoEncoder, config: TrainParams, max_batch: int, distributed: bool) -> Step:
-    """The hand-written step where it is exact (its own pairs, one process), autograd otherwise."""
+    """The hand-written step where it is exact, autograd otherwise."""
     dtype = PRECISIONS[config.precision]
-    if config.step == "auto" and not distributed and implements(model, config.loss):
+    if hand_written(model, config, distributed):
         return FusedMLPStep(model, max_batch, config.lr, dtype)
     return AutogradStep(model, LOSSES[config.loss], config.lr, dtype, distributed)
 
 
-@contextmanager
-def flushed_denormals() -> Iterator[None]:
-    """Flush denormal floats to zero on the CPU while training, then back to the default (off).
+def same_bits_at_every_thread_count(model: AutoEncoder, config: TrainParams, data: torch.Tensor,
+                                    batch_size: int) -> bool:
+    """Whether training steps from the model's weights give the same bits with one thread as with
+    every thread: the losses, the weights and Adam's moments (the gradients' trace), after two steps
+    at the full batch size and one at the short last batch's, if the run has one.
 
-    Adam's moment estimates of a weight whose gradient stays zero (a dead ReLU unit) decay through
-    the denormal range, below 1.2e-38, where x86 CPUs take a slow microcode path for every multiply,
-    and Adam, half of a step, runs several times slower. The CPU's flush mode covers this thread
-    only, not the worker threads that run Adam's kernel on the other cores, so ``fit`` also zeroes
-    the moments that reach that range (``zero_denormal_moments``). What is flushed is far below
-    float32's resolution of the weights it would update, so no weight changes (``tests/test_train.py``
-    checks it); ``make bench`` shows the time it saves. On GPUs this does nothing.
+    Two steps, not one: Adam's first step moves each weight by about ``lr`` times the sign of its
+    gradient, which hides a gradient's last bits; its moments do not.
     """
-    torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(False)
+    last = len(data) - (math.ceil(len(data) / batch_size) - 1) * batch_size
+    sizes = [batch_size, batch_size] + ([last] if last != batch_size else [])
+    trials = []
+    for threads in (1, torch.get_num_threads()):
+        trial = copy.deepcopy(model)
+        with thread_count(threads), torch.random.fork_rng(devices=[]):  # the run's random stream untouched
+            torch.manual_seed(0)  # the same noise (a VAE's) in both trials
+            step = make_step(trial, config, batch_size, distributed=False)
+            losses = torch.empty(len(sizes), device=data.device)
+            for i, size in enumerate(sizes):
+                step(data, torch.arange(size, device=data.device), losses[i])
+            step.sync_model()
+        trials.append([losses, *trial.state_dict().values(), *step.moments()])
+    return all(torch.equal(a, b) for a, b in zip(*trials, strict=True))
 
 
-def zero_denormal_moments(optimizer: torch.optim.Optimizer) -> None:
-    """Set Adam's moment estimates that have decayed into the denormal range to zero."""
-    tiny = torch.finfo(torch.float32).tiny
-    for state in optimizer.state.values():
-        for moment in ("exp_avg", "exp_avg_sq"):
-            if moment in state and state[moment].device.type == "cpu":
-                state[moment].masked_fill_(state[moment].abs() < tiny, 0.0)
-
-
-def _check_finite(step_losses: torch.Tensor, start: int, stop: int, epoch: int, distributed: bool) -> None:
+def _check_finite(step_losses: torch.Tensor, window: range, epoch: int, distributed: bool) -> None:
     """Stop on a NaN or infinite loss; under DDP every rank sees the summed losses and stops alike."""
-    window = step_losses[start:stop]
+    losses = step_losses[window.start : window.stop]
     if distributed:  # each rank summed its own slice of every batch: add them up, on every rank
-        torch.distributed.all_reduce(window)
-    finite = torch.isfinite(window)
+        torch.distributed.all_reduce(losses)
+    finite = torch.isfinite(losses)
     if not bool(finite.all()):
-        bad = start + int((~finite).nonzero()[0, 0])
+        bad = window.start + int((~finite).nonzero()[0, 0])
         raise UserError(
             f"training diverged at epoch {epoch}, step {bad + 1}: the loss is {float(step_losses[bad])}; "
             f"lower train.lr"
@@ -168,26 +181,23 @@ def fit(
     batch_size = min(config.batch_size, n_samples)
     n_steps = math.ceil(n_samples / batch_size)
     step = make_step(model, config, batch_size, distributed)
+    # Ranks keep their threads: each rank's count is its own affair, and the check is one process's.
+    cpu = CpuTuning(data.device, same_bits=None if distributed else lambda: same_bits_at_every_thread_count(
+        model, config, data, batch_size))
     generator = torch.Generator().manual_seed(config.seed)
-    batch_sizes = torch.full((n_steps,), float(batch_size), device=data.device)
-    batch_sizes[-1] = n_samples - (n_steps - 1) * batch_size
-    elements_per_step = batch_sizes * data.shape[1]
     step_losses = torch.empty(n_steps, dtype=torch.float32, device=data.device)
+    elements_per_step = torch.full((n_steps,), float(batch_size * data.shape[1]), device=data.device)
+    elements_per_step[-1] = (n_samples - (n_steps - 1) * batch_size) * data.shape[1]
     history = []
-    guard = ContentionGuard(data.device)
     for epoch in range(1, config.epochs + 1):
-        order = torch.randperm(n_samples, generator=generator).to(data.device)
+        batches = torch.randperm(n_samples, generator=generator).to(data.device).split(batch_size)
         with tqdm(total=n_steps, desc=f"epoch {epoch}/{config.epochs}", unit="batch", disable=not progress) as bar:
-            for start in range(0, n_steps, CHECK_EVERY):
-                stop = min(start + CHECK_EVERY, n_steps)
-                started = time.perf_counter()
-                with flushed_denormals():
-                    for i in range(start, stop):
-                        step(data, order[i * batch_size : (i + 1) * batch_size], step_losses[i])
-                guard.window(stop - start, time.perf_counter() - started)
-                zero_denormal_moments(step.optimizer)
-                _check_finite(step_losses, start, stop, epoch, distributed)
-                bar.update(stop - start)
+            for window in _windows(n_steps, CHECK_EVERY):
+                with cpu.window(len(window), step.moments):
+                    for i in window:
+                        step(data, batches[i], step_losses[i])
+                _check_finite(step_losses, window, epoch, distributed)
+                bar.update(len(window))
             mean_loss = float((step_losses / elements_per_step).mean())
             bar.set_postfix(loss=f"{mean_loss:.4f}")
         history.append(mean_loss)
@@ -196,4 +206,11 @@ def fit(
             model.eval()
             on_epoch_end(epoch, mean_loss)
             model.train()
+    if progress and cpu.summary():
+        print(f"threads: {cpu.summary()}")
     return history
+
+
+def _windows(n_steps: int, size: int) -> list[range]:
+    """The steps of an epoch in windows of ``size``: the loop looks at the loss and the clock once a window."""
+    return [range(start, min(start + size, n_steps)) for start in range(0, n_steps, size)]

@@ -1,7 +1,9 @@
 """The typed schema of ``params.yaml``, checked once, up front, by every stage.
 
 pydantic reports every problem at once (a typo such as ``train.epoch`` included, since unknown keys
-are refused), so a user fixes the file in one go instead of one error per run.
+are refused), so a user fixes the file in one go instead of one error per run. The schema has a
+section per part of the pipeline; a fact that belongs to a part (a model family's knobs, the k-NN's
+folds) lives in that part and is imported from there.
 """
 
 from __future__ import annotations
@@ -9,36 +11,32 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from .dataset import IDX_FILES, NUM_CLASSES, TORCHVISION_DATASETS
-from .errors import UserError
+from .core.dataset import IDX_FILES, NUM_CLASSES, TORCHVISION_DATASETS
+from .core.errors import UserError
+from .core.schema import Strict
+from .embedding import CV_FOLDS
+from .models.sections import ModelParams
 
-CV_FOLDS = 5  # folds of the cross-validated k-NN accuracy of the embed stage
 # The seeds the libraries take, checked with them (tests/test_params.py): torch.manual_seed takes an
 # unsigned 64-bit integer; t-SNE's random_state (scikit-learn's and openTSNE's) a 32-bit one.
 # numpy's default_rng takes any integer >= 0. Beyond these a stage would die with a traceback.
 MAX_TRAIN_SEED = 2**64 - 1
 MAX_EMBED_SEED = 2**32 - 1
-# Each strided convolution halves the image's side (28 -> 14 -> 7 -> 4 -> 2): four fit.
-MAX_CONV_LAYERS = 4
 
 
-class _Strict(BaseModel):
-    # No defaults anywhere below: params.yaml is the one place a value is set, and a key missing
-    # from it is reported like a misspelt one.
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DataParams(_Strict):
+class DataParams(Strict):
     dataset: str
     md5: dict[str, str]
     # The one optional key: most datasets' class names come from torchvision, so an empty list or
     # none at all is the usual case (a custom dataset's classes are then the digits 0-9).
     classes: list[str] = Field(default_factory=list)
+    validation: int = Field(ge=1)  # images of the training split held out for per-epoch metrics
+    seed: int = Field(ge=0, le=MAX_TRAIN_SEED)  # which ones (a torch.Generator's seed)
 
     @field_validator("md5")
     @classmethod
@@ -73,60 +71,7 @@ class DataParams(_Strict):
         return self
 
 
-def _widths_are_a_list(value: object) -> object:
-    if isinstance(value, int) and not isinstance(value, bool):
-        raise ValueError(f"a list of hidden widths is expected now: write `hidden: [{value}]` "
-                         f"(or e.g. [512, 128] for 784-512-128-code-128-512-784)")
-    return value
-
-
-Widths = Annotated[list[Annotated[int, Field(ge=1)]], BeforeValidator(_widths_are_a_list), Field(min_length=1)]
-
-
-# One section per model family (models/): its knobs, typed. The section's name is the family's
-# `kind`; model.code_dim, the size of the code, is shared by every family.
-class MLPParams(_Strict):
-    hidden: Widths  # encoder's widths; the decoder mirrors them
-
-
-class ConvParams(_Strict):
-    # channels of each strided 3x3 convolution down to the code; transposed ones mirror them back up
-    channels: list[Annotated[int, Field(ge=1)]] = Field(min_length=1, max_length=MAX_CONV_LAYERS)
-
-
-class VAEParams(_Strict):
-    hidden: Widths  # as mlp's; the encoder ends in a mean and a log-variance of the code
-    beta: float = Field(ge=0)  # weight of the KL term: 1 is the plain VAE, more trades detail for a smoother code space
-
-
-class ModelParams(_Strict):
-    kind: str
-    code_dim: int = Field(ge=1)
-    mlp: MLPParams
-    conv: ConvParams
-    vae: VAEParams
-
-    @field_validator("kind")
-    @classmethod
-    def _a_family(cls, kind: str) -> str:
-        kinds = family_kinds()
-        if kind not in kinds:
-            raise ValueError(f"unknown model kind {kind!r}; use one of {', '.join(kinds)}")
-        return kind
-
-    @property
-    def family(self) -> BaseModel:
-        """The chosen family's own section: ``model.<kind>``."""
-        return getattr(self, self.kind)
-
-
-def family_kinds() -> list[str]:
-    """The model families the schema has a section for (the fields of ``ModelParams`` that are sections)."""
-    return [name for name, field in ModelParams.model_fields.items()
-            if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)]
-
-
-class TrainParams(_Strict):
+class TrainParams(Strict):
     seed: int = Field(ge=0, le=MAX_TRAIN_SEED)
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
@@ -138,18 +83,21 @@ class TrainParams(_Strict):
     step: Literal["auto", "autograd"]  # autograd: never the hand-written step (for debugging)
 
 
-class EvaluateParams(_Strict):
+class EvaluateParams(Strict):
     examples: list[int] = Field(min_length=1)
     samples: int = Field(ge=1, le=1024)  # images decoded from random codes in samples.png
     seed: int = Field(ge=0, le=MAX_TRAIN_SEED)  # of those random codes (a torch.Generator's seed)
 
 
-class EmbedParams(_Strict):
+class EmbedParams(Strict):
     size: int = Field(ge=CV_FOLDS)
     seed: int = Field(ge=0, le=MAX_EMBED_SEED)
     perplexity: float = Field(gt=0)
     method: Literal["opentsne", "sklearn"]
     neighbors: int = Field(ge=1)
+    probe: bool  # the linear probe: a logistic regression from the training codes to the test labels
+    clusters: int = Field(ge=2)  # k of k-means, on the codes and on the pixels (the pixel_baseline stage)
+    cluster_seed: int = Field(ge=0, le=MAX_EMBED_SEED)  # k-means' seed (scikit-learn's random_state)
 
     @model_validator(mode="after")
     def _fits_subset(self) -> EmbedParams:
@@ -164,7 +112,7 @@ class EmbedParams(_Strict):
         return self
 
 
-class Params(_Strict):
+class Params(Strict):
     data: DataParams
     model: ModelParams
     train: TrainParams
@@ -199,22 +147,3 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except ValidationError as error:
         count = error.error_count()
         raise UserError(f"{path} has {count} problem{'s' * (count > 1)}:\n{_describe(error)}") from None
-
-
-def main() -> None:
-    """``python -m mnist_ae.core.params [FILE]``: check a params file without running anything.
-
-    ``make repro`` runs this first because DVC reruns a stage only when a key it tracks changes: a
-    misspelt key (``train.epoch``) changes none, so ``dvc repro`` alone would say all is up to date.
-    """
-    import sys
-
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("params.yaml")
-    load_params(path)
-    print(f"{path}: OK")
-
-
-if __name__ == "__main__":
-    from .errors import run_stage
-
-    run_stage(main)

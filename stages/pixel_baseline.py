@@ -1,0 +1,25 @@
+"""Stage: k-means on the raw pixels of every image, scored as the embed stage scores the codes. It
+depends on the data alone, so DVC runs it once per dataset and every experiment compares with it."""
+
+import torch
+
+from mnist_ae.core import paths
+from mnist_ae.core.atomic import write_json
+from mnist_ae.core.dataset import SPLITS, load_split
+from mnist_ae.core.errors import run_stage
+from mnist_ae.embedding.downstream import cluster_scores
+from mnist_ae.params import load_params
+
+
+def main() -> None:
+    params = load_params()
+    splits = [load_split(paths.PREPARED, name) for name in SPLITS]
+    images = torch.cat([split.images for split in splits]).numpy()
+    labels = torch.cat([split.labels for split in splits]).numpy()
+    scores = cluster_scores(images, labels, params.embed.clusters, params.embed.cluster_seed)
+    print(f"k-means on the pixels of {len(labels):,} images: " + ", ".join(f"{k} {v}" for k, v in scores.items()))
+    write_json(paths.PIXEL_BASELINE, {f"pixel_{name}": value for name, value in scores.items()})
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,95 @@
+"""What the codes are good for: the linear probe, k-means with clusters matched to classes one to one,
+and the pixel baseline the codes' clustering is set beside."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import venv_env
+from mnist_ae.core.codes import Codes, CodeSet, load_codes, save_codes
+from mnist_ae.core.dataset import SPLITS, load_split
+from mnist_ae.core.errors import UserError
+from mnist_ae.embedding.downstream import cluster, cluster_scores, matched_accuracy, probe_accuracy
+
+
+def brute_force_accuracy(labels: np.ndarray, clusters: np.ndarray) -> float:
+    """The best one-to-one matching of clusters to classes, found by trying every permutation."""
+    k = max(clusters.max(), labels.max()) + 1
+    return max(float(np.mean(np.asarray(mapping)[clusters] == labels)) for mapping in itertools.permutations(range(k)))
+
+
+def test_matched_accuracy_is_the_best_one_to_one_matching() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        labels, clusters = rng.integers(0, 5, 60), rng.integers(0, 5, 60)
+        assert matched_accuracy(labels, clusters) == pytest.approx(brute_force_accuracy(labels, clusters))
+    labels = np.repeat(np.arange(4), 10)
+    assert matched_accuracy(labels, (labels + 1) % 4) == 1.0  # the names of clusters do not matter
+    # Two classes in one cluster: only one of them can be that cluster's; many-to-one would say 1.0.
+    assert matched_accuracy(labels, np.minimum(labels, 2)) == pytest.approx(0.75)
+
+
+def _blobs(n: int, dims: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    return (np.eye(10, dims)[labels] * 6 + rng.normal(size=(n, dims))).astype(np.float32), labels
+
+
+def test_cluster_scores_see_separated_and_random_features() -> None:
+    features, labels = _blobs(500, 16, seed=0)
+    scores = cluster_scores(features, labels, clusters=10, seed=0)
+    assert scores == {"cluster_accuracy": pytest.approx(1.0, abs=0.02), "cluster_nmi": pytest.approx(1.0, abs=0.05),
+                      "cluster_ari": pytest.approx(1.0, abs=0.05)}
+    noise = cluster_scores(np.random.default_rng(1).normal(size=(500, 16)), labels, clusters=10, seed=0)
+    assert noise["cluster_accuracy"] < 0.3 and noise["cluster_nmi"] < 0.1 and abs(noise["cluster_ari"]) < 0.05
+    assert np.array_equal(cluster(features, 10, seed=3), cluster(features, 10, seed=3))  # seeded
+
+
+def test_the_probe_reads_the_class_from_codes_it_was_not_fitted_on() -> None:
+    features, labels = _blobs(400, 16, seed=0)
+    test_features, test_labels = _blobs(200, 16, seed=1)
+    assert probe_accuracy(Codes(features, labels), Codes(test_features, test_labels)) > 0.95
+    shuffled = np.random.default_rng(2).permutation(test_labels)  # the same codes, labels that do not belong
+    assert probe_accuracy(Codes(features, labels), Codes(test_features, shuffled)) < 0.3
+
+
+def test_codes_round_trip_and_a_damaged_file_is_named(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    code_set = CodeSet({name: Codes(rng.normal(size=(n, 4)).astype(np.float32), rng.integers(0, 10, n))
+                        for name, n in zip(SPLITS, (30, 10, 20))}, tuple("abcdefghij"))
+    save_codes(tmp_path / "codes.npz", code_set)
+    loaded = load_codes(tmp_path / "codes.npz")
+    assert loaded.classes == code_set.classes and list(loaded.splits) == list(SPLITS)
+    assert all(np.array_equal(loaded.splits[n].codes, code_set.splits[n].codes) for n in SPLITS)
+    every = loaded.every_image()
+    assert len(every) == 60 and np.array_equal(every.labels[:30], code_set.splits["train"].labels)
+    (tmp_path / "codes.npz").write_bytes(b"garbage")
+    with pytest.raises(UserError, match=r"is not a file of codes .*; rerun the evaluate stage"):
+        load_codes(tmp_path / "codes.npz")
+
+
+@pytest.mark.slow
+def test_the_pixel_baseline_is_k_means_on_every_pixel(project_copy: Path) -> None:
+    """The stage's numbers are k-means on the prepared images of all three splits, as they are:
+    not on codes, not on one split."""
+    baseline = json.loads((project_copy / "metrics/pixel_baseline.json").read_text())
+    splits = [load_split(project_copy / "data/prepared", name) for name in SPLITS]
+    images = torch.cat([split.images for split in splits]).numpy()
+    labels = torch.cat([split.labels for split in splits]).numpy()
+    expected = cluster_scores(images, labels, clusters=10, seed=0)
+    assert baseline == {f"pixel_{name}": value for name, value in expected.items()}
+    codes = load_codes(project_copy / "data/codes.npz").every_image()
+    assert len(codes) == len(labels) and np.array_equal(codes.labels, labels)  # the codes' scores: the same images
+    embed = json.loads((project_copy / "metrics/embed.json").read_text())
+    assert embed["cluster_accuracy"] == cluster_scores(codes.codes, codes.labels, 10, seed=0)["cluster_accuracy"]
+    subprocess.run([sys.executable, "stages/pixel_baseline.py"], cwd=project_copy, env=venv_env(), check=True,
+                   capture_output=True)
+    assert json.loads((project_copy / "metrics/pixel_baseline.json").read_text()) == baseline  # seeded
