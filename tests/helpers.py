@@ -74,13 +74,13 @@ def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProces
     return run([sys.executable, "-m", "dvc", *args], cwd, check)
 
 
-def committed_params() -> dict:
+def committed_params(root: Path = PROJECT) -> dict:
     """The project's params.yaml as git's index holds it (the next commit's; in a fresh clone, the
     last commit's), or the file where the project is no git checkout. Not the working tree's: an
     experiment run there (`dvc exp run -S train.epochs=1`) edits that file, and what it leaves is no
     default for the tests."""
-    result = subprocess.run(["git", "show", ":params.yaml"], cwd=PROJECT, capture_output=True, text=True)
-    return yaml.safe_load(result.stdout if result.returncode == 0 else (PROJECT / "params.yaml").read_text())
+    result = subprocess.run(["git", "show", ":params.yaml"], cwd=root, capture_output=True, text=True)
+    return yaml.safe_load(result.stdout if result.returncode == 0 else (root / "params.yaml").read_text())
 
 
 def small_params(md5: dict[str, str]) -> dict:

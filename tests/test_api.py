@@ -23,10 +23,11 @@ from mnist_ae.models.families import FAMILIES, build_model
 def test_the_export_loads_without_this_package(kind: str, tmp_path: Path) -> None:
     model = build_model(model_params(kind), seed=0).eval()
     assert export(model, tmp_path) == {"encoder": tmp_path / "encoder.pt2", "decoder": tmp_path / "decoder.pt2"}
-    images = torch.rand(5, PIXELS)  # another batch size than the export's example
+    images = torch.rand(5, PIXELS)  # another batch size than the export's example, and one image alone
     torch.save(images, tmp_path / "images.pt")
     code = ("import sys, torch; x = torch.load('images.pt'); assert 'mnist_ae' not in sys.modules;"
             "encoder = torch.export.load('encoder.pt2').module(); decoder = torch.export.load('decoder.pt2').module();"
+            "assert torch.allclose(encoder(x[:1]), encoder(x)[:1], atol=1e-5);"
             "torch.save((encoder(x), decoder(encoder(x))), 'out.pt')")
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     # -I: isolated, so neither the working folder nor an editable install puts the package on the path

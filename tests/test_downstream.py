@@ -61,6 +61,15 @@ def test_the_probe_reads_the_class_from_codes_it_was_not_fitted_on() -> None:
     assert probe_accuracy(Codes(features, labels), Codes(test_features, shuffled)) < 0.3
 
 
+def test_too_few_images_or_classes_is_a_user_error() -> None:
+    features, labels = _blobs(8, 4, seed=0)
+    with pytest.raises(UserError, match=r"embed\.clusters is 10 but there are only 8 images to cluster"):
+        cluster_scores(features, labels, clusters=10, seed=0)
+    one_class = Codes(features, np.zeros(8, dtype=np.int64))
+    with pytest.raises(UserError, match="the linear probe needs a training split of two classes or more"):
+        probe_accuracy(one_class, Codes(features, labels))
+
+
 def test_codes_round_trip_and_a_damaged_file_is_named(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     code_set = CodeSet({name: Codes(rng.normal(size=(n, 4)).astype(np.float32), rng.integers(0, 10, n))

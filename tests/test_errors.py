@@ -3,6 +3,7 @@ for the machine, a full disk, a BCE run that diverges."""
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from helpers import model_params, train_params
 from mnist_ae.core import atomic
 from mnist_ae.core.atomic import save_figure, save_torch, write_json
 from mnist_ae.core.dataset import PIXELS
-from mnist_ae.core.errors import UserError
+from mnist_ae.core.errors import UserError, run_stage
 from mnist_ae.models.families import build_model, physical_memory
 from mnist_ae.models.losses import bce
 from mnist_ae.training.loop import fit
@@ -84,3 +85,18 @@ def test_a_diverging_bce_run_stops_with_the_divergence_message(kind: str) -> Non
         next(model.parameters()).view(-1)[0] = float("nan")
     with pytest.raises(UserError, match=r"training diverged at epoch 1, step 1: the loss is nan; lower train.lr"):
         fit(model, torch.rand(64, PIXELS), train_params(epochs=1, batch_size=8, loss="bce"), progress=False)
+
+
+def test_a_full_disk_anywhere_else_is_one_line_too(capsys: pytest.CaptureFixture[str]) -> None:
+    """A write that is not one of the atomic writes (dvclive's per-epoch rows) stops the stage the same way."""
+
+    def stage() -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", "metrics/train/plots/metrics/train_loss.tsv")
+
+    with pytest.raises(SystemExit) as exit_code:
+        run_stage(stage)
+    assert exit_code.value.code == 2
+    assert capsys.readouterr().err == ("error: the disk is full (No space left on device: "
+                                       "metrics/train/plots/metrics/train_loss.tsv); free some space and rerun\n")
+    with pytest.raises(OSError, match="Permission denied"):  # any other OSError is a bug's traceback
+        run_stage(lambda: (_ for _ in ()).throw(OSError(errno.EACCES, "Permission denied")))

@@ -1,3 +1,4 @@
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,15 @@ def test_project_params_are_the_reference_settings(tmp_path: Path) -> None:
     assert (params.model.kind, params.model.mlp.hidden, params.model.code_dim) == ("mlp", [256], 16)
     assert params.model.family == params.model.mlp and params.data.dataset == "MNIST"
     assert (params.train.precision, params.train.loss, params.train.step) == ("fp32", "mse", "auto")
+
+
+def test_the_tests_read_the_committed_params_not_an_experiments(tmp_path: Path) -> None:
+    """What `dvc exp run -S train.epochs=1` leaves in the working tree is no default for the tests."""
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"train": {"epochs": 5}}))
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "add", "params.yaml"], cwd=tmp_path, check=True)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"train": {"epochs": 1}}))  # as an experiment leaves it
+    assert committed_params(tmp_path) == {"train": {"epochs": 5}}
 
 
 def test_a_missing_key_is_reported(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""The train stage's threads: one per usable core, the user's choice first, switched during a run
-only where the bits do not depend on them, and then to whichever count trains faster."""
+"""The train stage's threads: one per usable core, the user's choice first, fitted during a run to
+the cores other processes leave free, and only where the bits do not depend on the count."""
 
 from __future__ import annotations
 
@@ -130,7 +130,16 @@ def test_the_thread_count_follows_the_free_cores(monkeypatch: pytest.MonkeyPatch
 def test_the_first_look_comes_after_the_first_window(monkeypatch: pytest.MonkeyPatch) -> None:
     """Beside a neighbour from the start, only one window runs with too many threads."""
     tuning = tuning_beside(monkeypatch, FakeFreeCores(free=1))
-    assert run_windows(tuning, 3) == [2, 1, 1]
+    assert run_windows(tuning, 1) == [2] and tuning.summary() == "2 threads"  # what the steps ran with
+    assert run_windows(tuning, 2) == [1, 1]
+
+
+@pytest.mark.usefixtures("two_threads")
+def test_fit_leaves_the_thread_count_as_it_found_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cpu, "FreeCores", lambda: FakeFreeCores(free=1))
+    fit(build_model(model_params("mlp"), seed=0), torch.rand(400, 784), train_params(epochs=1, batch_size=4),
+        progress=False)
+    assert torch.get_num_threads() == 2
 
 
 @pytest.mark.usefixtures("two_threads")
@@ -230,8 +239,8 @@ def test_the_thread_count_changes_no_bit(kind: str) -> None:
     result = subprocess.run([sys.executable, "-c", TRAIN_TWICE, kind], cwd=ROOT, capture_output=True, text=True,
                             check=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     checked, same = result.stdout.split()
-    if kind == "mlp":  # MKL's strict mode, the default family and its hand-written step: the reference run
-        assert checked == "True", "the default model's bits depend on the thread count on this CPU"
+    if kind in ("mlp", "vae"):  # MKL's strict mode: the fully connected families (docs/reproducibility.md)
+        assert checked == "True", f"the {kind} family's bits depend on the thread count on this CPU"
     if checked == "True":
         assert same == "True"
 
@@ -256,15 +265,21 @@ def test_switching_threads_mid_run_changes_no_bit(tmp_path: Path, monkeypatch: p
     model = build_model(model_params("mlp", hidden=[64]), seed=0)
     if not same_bits_at_every_thread_count(model, config, data, batch_size=8):
         pytest.skip("this CPU's kernels give other bits at another thread count: the stage never switches here")
-    steady_history, steady = _train_and_log(tmp_path / "steady", data, validation, config)
+    before = torch.get_num_threads()
+    monkeypatch.setattr(cpu, "FreeCores", lambda: FakeFreeCores(free=None, known=False))  # never switches
+    torch.set_num_threads(2)
+    try:
+        steady_history, steady = _train_and_log(tmp_path / "steady", data, validation, config)
+    finally:
+        torch.set_num_threads(before)
 
     def flip(self: cpu.CpuTuning, steps: int, moments):
         torch.set_num_threads(1 if torch.get_num_threads() > 1 else 2)
         return original(self, steps, moments)
 
     original = cpu.CpuTuning.window
-    before = torch.get_num_threads()
     monkeypatch.setattr(cpu.CpuTuning, "window", flip)
+    torch.set_num_threads(2)
     try:
         flipped_history, flipped = _train_and_log(tmp_path / "flipped", data, validation, config)
     finally:

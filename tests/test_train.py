@@ -118,6 +118,13 @@ def test_the_fast_step_covers_the_mlp_family_and_nothing_else() -> None:
     assert isinstance(make_step(make_model(), train_params(), max_batch=8, distributed=False), FusedMLPStep)
 
 
+@pytest.mark.parametrize("method", ["forward", "objective_terms", "combine"])
+def test_an_mlp_that_computes_otherwise_trains_through_autograd(method: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if mlp.py itself had gained a ``forward``, ``objective_terms`` or ``combine`` of its own."""
+    monkeypatch.setattr(MLP, method, lambda self, *args: getattr(AutoEncoder, method)(self, *args))
+    assert not implements(make_model(), "mse")
+
+
 def test_the_schema_names_every_family_and_loss() -> None:
     assert family_kinds() == list(FAMILIES)
     assert list(TrainParams.model_fields["loss"].annotation.__args__) == list(LOSSES)

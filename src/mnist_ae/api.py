@@ -74,8 +74,9 @@ def export(model: AutoEncoder, folder: str | os.PathLike[str]) -> dict[str, Path
     from .core.atomic import atomic_path
     from .core.dataset import PIXELS
 
-    model, batch = model.eval(), Dim("batch")
-    examples = {"encoder": ("encode", torch.rand(2, PIXELS)), "decoder": ("decode", torch.rand(2, model.code_dim))}
+    model, batch, device = model.eval(), Dim("batch"), next(model.parameters()).device
+    examples = {"encoder": ("encode", torch.rand(2, PIXELS, device=device)),
+                "decoder": ("decode", torch.rand(2, model.code_dim, device=device))}
     written = {}
     for name, (half, example) in examples.items():
         program = record(_Half(model, half), (example,), dynamic_shapes=({0: batch},))

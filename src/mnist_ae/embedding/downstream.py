@@ -20,6 +20,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ..core.codes import Codes
+from ..core.errors import UserError
 
 # k-means restarts from this many seeded k-means++ starts and keeps the tightest: one start's
 # accuracy swings by several points with the seed.
@@ -29,6 +30,9 @@ PROBE_ITERATIONS = 1000  # L-BFGS's limit: on standardised codes it converges we
 
 def probe_accuracy(train: Codes, test: Codes) -> float:
     """Accuracy on the test codes of a logistic regression fitted on the training codes."""
+    if len(np.unique(train.labels)) < 2 or len(test) == 0:
+        raise UserError(f"the linear probe needs a training split of two classes or more and a test split: "
+                        f"here {len(np.unique(train.labels))} and {len(test)} images; set embed.probe: false")
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=PROBE_ITERATIONS))
     probe.fit(train.codes, train.labels)
     return float(probe.score(test.codes, test.labels))
@@ -36,6 +40,8 @@ def probe_accuracy(train: Codes, test: Codes) -> float:
 
 def cluster(features: np.ndarray, clusters: int, seed: int) -> np.ndarray:
     """Each row's k-means cluster, 0..clusters-1."""
+    if len(features) < clusters:
+        raise UserError(f"embed.clusters is {clusters} but there are only {len(features)} images to cluster")
     return KMeans(n_clusters=clusters, n_init=KMEANS_STARTS, random_state=seed).fit_predict(features)
 
 

@@ -36,11 +36,6 @@ def decode(model: AutoEncoder, codes: torch.Tensor) -> torch.Tensor:
     return torch.cat([model.decode(chunk.to(_device(model))).cpu() for chunk in codes.split(CHUNK)])
 
 
-def per_sample_mse(model: AutoEncoder, images: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over the pixels of each image."""
-    return (reconstruct(model, images) - images).pow(2).mean(dim=1)
-
-
 @dataclass(frozen=True)
 class Assessment:
     """A model's work on a split of ``n`` images of ``pixels`` each, with the model as it is evaluated
@@ -62,18 +57,20 @@ class Assessment:
 
 
 @torch.no_grad()
-def assess(model: AutoEncoder, images: torch.Tensor, loss: Loss) -> Assessment:
-    """Codes, per-image MSE and the objective over ``images``, in chunks on the model's device."""
+def assess(model: AutoEncoder, images: torch.Tensor, loss: Loss | None) -> Assessment:
+    """Codes, per-image MSE and the objective over ``images``, in chunks on the model's device.
+    ``loss=None``: no objective (it takes another pass of the model), 0 in its place."""
     codes, mse, objective, terms = [], [], 0.0, {}
     for chunk in images.split(CHUNK):
         chunk = chunk.to(_device(model))
         code = model.encode(chunk)
         codes.append(code.cpu())
         mse.append((model.decode(code) - chunk).pow(2).mean(dim=1).cpu())
-        chunk_terms = model.objective_terms(chunk, loss)
-        objective += float(model.combine(chunk_terms))
-        for name, value in chunk_terms.items():
-            terms[name] = terms.get(name, 0.0) + float(value)
+        if loss is not None:
+            chunk_terms = model.objective_terms(chunk, loss)
+            objective += float(model.combine(chunk_terms))
+            for name, value in chunk_terms.items():
+                terms[name] = terms.get(name, 0.0) + float(value)
     return Assessment(torch.cat(codes), torch.cat(mse), objective, terms, images.shape[1])
 
 

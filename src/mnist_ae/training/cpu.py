@@ -15,10 +15,9 @@ Three things, all here, none of them in the loop's logic:
   inside the kernels do not depend on how many threads split them. MKL splits long dot products
   between threads unless its strict conditional numerical reproducibility mode is on, which
   ``configure_process`` turns on; oneDNN's convolutions split their sums whatever the mode. So
-  before training, ``loop.same_bits_at_every_thread_count`` takes steps with one thread and with
-  every thread from the same weights: where the bits differ, the count never changes during the
-  run. The check measures this machine's kernels, not its load, so a run decides the same way
-  every time.
+  before training, ``loop.same_bits_at_every_thread_count`` takes steps from the same weights at
+  each count up to every thread: where the bits differ, the count never changes during the run.
+  The check measures this machine's kernels, not its load, so a run decides the same way every time.
 - **No denormal floats.** Adam's moment estimates of a weight whose gradient stays zero (a dead ReLU
   unit) decay through the denormal range, below 1.2e-38, where x86 CPUs take a slow microcode path
   for every multiply. The CPU's flush-to-zero mode covers the calling thread only, not the worker
@@ -110,6 +109,12 @@ class CpuTuning:
         self.windows = 0
         self.steps_at: dict[int, int] = {}  # steps trained at each thread count
 
+    def __enter__(self) -> CpuTuning:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        torch.set_num_threads(self.all_threads)  # the next run in this process starts where this one did
+
     @contextmanager
     def window(self, steps: int, moments: Callable[[], list[torch.Tensor]]) -> Iterator[None]:
         """Around a window of ``steps`` steps: flush denormals; after it, zero the denormals among
@@ -133,7 +138,7 @@ class CpuTuning:
         if not self.on_cpu:
             return ""
         if len(self.steps_at) <= 1:
-            threads = torch.get_num_threads()
+            threads = next(iter(self.steps_at), self.all_threads)
             why = (": this model's kernels sum in an order that depends on the thread count here, so it stays"
                    if self.fixed_by_kernels else "")
             return f"{threads} thread{'s' * (threads > 1)}{why}"

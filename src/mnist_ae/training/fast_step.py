@@ -29,17 +29,24 @@ import torch
 from torch import nn
 from torch.optim.adam import adam
 
+from ..models.base import AutoEncoder
 from ..models.mlp import MLP
 
 # The (model.kind, train.loss) pairs whose forward, loss and backward this module writes out.
 IMPLEMENTS = {(MLP.kind, "mse")}
 
 
+# What this step writes out in place of the model's own: MLP must keep AutoEncoder's.
+WRITTEN_OUT = ("forward", "objective", "objective_terms", "combine")
+
+
 def implements(model: nn.Module, loss: str) -> bool:
     """Whether this step trains ``model`` on ``loss`` exactly as autograd would: a pair of
-    ``IMPLEMENTS``, and an ``MLP`` itself (a subclass may change ``forward`` or ``objective``) whose
-    layers form a chain it writes out, every parameter trained."""
+    ``IMPLEMENTS``; an ``MLP`` itself (a subclass may change what it computes) that computes its
+    output and objective as every ``AutoEncoder`` does; layers forming a chain it writes out; every
+    parameter trained."""
     return ((getattr(model, "kind", None), loss) in IMPLEMENTS and type(model) is MLP
+            and all(getattr(MLP, name) is getattr(AutoEncoder, name) for name in WRITTEN_OUT)
             and all(p.requires_grad for p in model.parameters()) and model.dense_layers() is not None)
 
 

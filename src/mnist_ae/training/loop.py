@@ -30,8 +30,8 @@ from .cpu import CpuTuning, thread_count
 from .fast_step import FusedMLPStep, implements
 
 # Steps in a window: once a window the progress bar advances, the loss is checked for NaN/inf and the
-# CPU tuning looks at the clock. Each check waits for the device (and, under DDP, for the other
-# ranks), so it is not done every step; Adam's moments pass through the denormal range in a few
+# CPU tuning runs (denormals, threads). Each check waits for the device (and, under DDP, for the
+# other ranks), so it is not done every step; Adam's moments pass through the denormal range in a few
 # hundred steps.
 CHECK_EVERY = 50
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -121,9 +121,9 @@ def make_step(model: AutoEncoder, config: TrainParams, max_batch: int, distribut
 
 def same_bits_at_every_thread_count(model: AutoEncoder, config: TrainParams, data: torch.Tensor,
                                     batch_size: int) -> bool:
-    """Whether training steps from the model's weights give the same bits with one thread as with
-    every thread: the losses, the weights and Adam's moments (the gradients' trace), after two steps
-    at the full batch size and one at the short last batch's, if the run has one.
+    """Whether training steps from the model's weights give the same bits at every thread count up
+    to the current one: the losses, the weights and Adam's moments (the gradients' trace), after two
+    steps at the full batch size and one at the short last batch's, if the run has one.
 
     Two steps, not one: Adam's first step moves each weight by about ``lr`` times the sign of its
     gradient, which hides a gradient's last bits; its moments do not.
@@ -131,7 +131,7 @@ def same_bits_at_every_thread_count(model: AutoEncoder, config: TrainParams, dat
     last = len(data) - (math.ceil(len(data) / batch_size) - 1) * batch_size
     sizes = [batch_size, batch_size] + ([last] if last != batch_size else [])
     trials = []
-    for threads in (1, torch.get_num_threads()):
+    for threads in range(1, torch.get_num_threads() + 1):
         trial = copy.deepcopy(model)
         with thread_count(threads), torch.random.fork_rng(devices=[]):  # the run's random stream untouched
             torch.manual_seed(0)  # the same noise (a VAE's) in both trials
@@ -141,7 +141,7 @@ def same_bits_at_every_thread_count(model: AutoEncoder, config: TrainParams, dat
                 step(data, torch.arange(size, device=data.device), losses[i])
             step.sync_model()
         trials.append([losses, *trial.state_dict().values(), *step.moments()])
-    return all(torch.equal(a, b) for a, b in zip(*trials, strict=True))
+    return all(torch.equal(a, b) for trial in trials[1:] for a, b in zip(trials[0], trial, strict=True))
 
 
 def _check_finite(step_losses: torch.Tensor, window: range, epoch: int, distributed: bool) -> None:
@@ -181,36 +181,37 @@ def fit(
     batch_size = min(config.batch_size, n_samples)
     n_steps = math.ceil(n_samples / batch_size)
     step = make_step(model, config, batch_size, distributed)
-    # Ranks keep their threads: each rank's count is its own affair, and the check is one process's.
-    cpu = CpuTuning(data.device, same_bits=None if distributed else lambda: same_bits_at_every_thread_count(
-        model, config, data, batch_size))
     generator = torch.Generator().manual_seed(config.seed)
     step_losses = torch.empty(n_steps, dtype=torch.float32, device=data.device)
     elements_per_step = torch.full((n_steps,), float(batch_size * data.shape[1]), device=data.device)
     elements_per_step[-1] = (n_samples - (n_steps - 1) * batch_size) * data.shape[1]
     history = []
-    for epoch in range(1, config.epochs + 1):
-        batches = torch.randperm(n_samples, generator=generator).to(data.device).split(batch_size)
-        with tqdm(total=n_steps, desc=f"epoch {epoch}/{config.epochs}", unit="batch", disable=not progress) as bar:
-            for window in _windows(n_steps, CHECK_EVERY):
-                with cpu.window(len(window), step.moments):
-                    for i in window:
-                        step(data, batches[i], step_losses[i])
-                _check_finite(step_losses, window, epoch, distributed)
-                bar.update(len(window))
-            mean_loss = float((step_losses / elements_per_step).mean())
-            bar.set_postfix(loss=f"{mean_loss:.4f}")
-        history.append(mean_loss)
-        step.sync_model()
-        if on_epoch_end is not None:
-            model.eval()
-            on_epoch_end(epoch, mean_loss)
-            model.train()
+    # Ranks keep their threads: each rank's count is its own affair, and the check is one process's.
+    same_bits = None if distributed else lambda: same_bits_at_every_thread_count(model, config, data, batch_size)
+    with CpuTuning(data.device, same_bits) as cpu:  # the thread count is back where it was after it
+        for epoch in range(1, config.epochs + 1):
+            batches = torch.randperm(n_samples, generator=generator).to(data.device).split(batch_size)
+            with tqdm(total=n_steps, desc=f"epoch {epoch}/{config.epochs}", unit="batch", disable=not progress) as bar:
+                for window in _windows(n_steps, CHECK_EVERY):
+                    with cpu.window(len(window), step.moments):
+                        for i in window:
+                            step(data, batches[i], step_losses[i])
+                    _check_finite(step_losses, window, epoch, distributed)
+                    bar.update(len(window))
+                mean_loss = float((step_losses / elements_per_step).mean())
+                bar.set_postfix(loss=f"{mean_loss:.4f}")
+            history.append(mean_loss)
+            step.sync_model()
+            if on_epoch_end is not None:
+                model.eval()
+                on_epoch_end(epoch, mean_loss)
+                model.train()
     if progress and cpu.summary():
         print(f"threads: {cpu.summary()}")
     return history
 
 
 def _windows(n_steps: int, size: int) -> list[range]:
-    """The steps of an epoch in windows of ``size``: the loop looks at the loss and the clock once a window."""
+    """The steps of an epoch in windows of ``size``: once a window the loop checks the loss, and the
+    CPU tuning its threads."""
     return [range(start, min(start + size, n_steps)) for start in range(0, n_steps, size)]
