@@ -288,3 +288,14 @@ def test_switching_threads_mid_run_changes_no_bit(tmp_path: Path, monkeypatch: p
     for a, b in zip(steady.parameters(), flipped.parameters(), strict=True):
         assert torch.equal(a, b)
     assert _log_files(tmp_path / "flipped") == _log_files(tmp_path / "steady")
+
+
+def test_the_contended_target_is_a_share_of_idle_unless_the_free_cores_cannot_give_it() -> None:
+    from benchmarks.contention import OF_CEILING, contended_target
+
+    # Two threads that scale well idle: one free core cannot reach 70 % of them, so the yardstick is
+    # what the free cores fixed from the start reach beside the neighbour.
+    assert contended_target(0.70, idle=1275, ceiling=877)[0] == pytest.approx(OF_CEILING * 877)
+    # Two threads that scale poorly: the free core could reach the idle share, so that is the target.
+    assert contended_target(0.70, idle=700, ceiling=690)[0] == pytest.approx(0.70 * 700)
+    assert contended_target(0.40, idle=1275, ceiling=None)[0] == pytest.approx(0.40 * 1275)
