@@ -16,8 +16,11 @@ Three things, all here, none of them in the loop's logic:
   between threads unless its strict conditional numerical reproducibility mode is on, which
   ``configure_process`` turns on; oneDNN's convolutions split their sums whatever the mode. So
   before training, ``loop.same_bits_at_every_thread_count`` takes steps from the same weights at
-  each count up to every thread: where the bits differ, the count never changes during the run.
-  The check measures this machine's kernels, not its load, so a run decides the same way every time.
+  each count up to every thread. Where the bits differ, the run trains on one thread throughout:
+  several threads, fixed, would stall beside a busy neighbour with no way out, and one thread gives
+  the same weights whatever the cores and the load, at the price of the little a second thread
+  buys such kernels (oneDNN's convolutions at batch 32) idle: docs/performance.md. The check
+  measures this machine's kernels, not its load, so a run decides the same way every time.
 - **No denormal floats.** Adam's moment estimates of a weight whose gradient stays zero (a dead ReLU
   unit) decay through the denormal range, below 1.2e-38, where x86 CPUs take a slow microcode path
   for every multiply. The CPU's flush-to-zero mode covers the calling thread only, not the worker
@@ -94,18 +97,22 @@ class CpuTuning:
     """What ``fit`` does around each window of steps on a CPU: flush denormals, and fit the thread
     count to the cores the other processes leave free.
 
-    The count may change only on a CPU with several threads, none chosen by the user, where the
-    OS says how busy the cores are, and only if ``same_bits()`` (asked then, and once) says the run's
-    bits do not depend on it; ``same_bits=None`` keeps it fixed.
+    On a CPU with several threads, none chosen by the user, ``same_bits()`` (asked then, and once)
+    says whether the run's bits depend on the count: if they do, the run takes one thread; if not,
+    the count follows the free cores where the OS says how busy they are. ``same_bits=None`` keeps
+    the count as it is.
     """
 
     def __init__(self, device: torch.device, same_bits: Callable[[], bool] | None) -> None:
         self.on_cpu = device.type == "cpu"
         self.all_threads = torch.get_num_threads()
-        could_adapt = self.on_cpu and same_bits is not None and self.all_threads > 1 and not user_chose_threads()
-        self.free_cores = FreeCores() if could_adapt else None
-        self.adaptive = could_adapt and self.free_cores.known and same_bits()
-        self.fixed_by_kernels = could_adapt and self.free_cores.known and not self.adaptive
+        ours_to_choose = self.on_cpu and same_bits is not None and self.all_threads > 1 and not user_chose_threads()
+        same = ours_to_choose and same_bits()
+        self.fixed_by_kernels = ours_to_choose and not same
+        if self.fixed_by_kernels:
+            torch.set_num_threads(1)
+        self.free_cores = FreeCores() if same else None
+        self.adaptive = same and self.free_cores.known
         self.windows = 0
         self.steps_at: dict[int, int] = {}  # steps trained at each thread count
 
@@ -139,7 +146,8 @@ class CpuTuning:
             return ""
         if len(self.steps_at) <= 1:
             threads = next(iter(self.steps_at), self.all_threads)
-            why = (": this model's kernels sum in an order that depends on the thread count here, so it stays"
+            why = (": this model's kernels sum in an order that depends on the thread count here, so it trains "
+                   "on one, whatever the cores and the load (OMP_NUM_THREADS=N chooses N)"
                    if self.fixed_by_kernels else "")
             return f"{threads} thread{'s' * (threads > 1)}{why}"
         total = sum(self.steps_at.values())
