@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from benchmarks.machine import describe_machine
+from mnist_ae.models.families import FAMILIES
 from mnist_ae.training.cpu import usable_cores
 
 # fit's epochs here are short (8,000 images: beyond the caches, as the full split is), so that a
@@ -65,7 +66,7 @@ ONE_NEIGHBOUR_FLOOR, TWO_NEIGHBOURS_FLOOR, IDLE_FLOOR = 0.70, 0.40, 0.90  # the 
 OF_CEILING = 0.95
 
 
-def worker(prepared: Path, seconds: float) -> None:
+def worker(prepared: Path, seconds: float, kind: str | None) -> None:
     """Train as the stage sets its threads up, for ``seconds`` after a warm-up epoch; print batches/s."""
     import torch
 
@@ -76,7 +77,7 @@ def worker(prepared: Path, seconds: float) -> None:
     from mnist_ae.training.loop import fit
 
     count = configure_process()  # as stages/train.py does; fit's CpuTuning does the rest
-    model_params, train_params = project_params([256], epochs=10**6)
+    model_params, train_params = project_params([256], kind, epochs=10**6)
     images = load_split(prepared, "train").images[: STEPS_PER_EPOCH * train_params.batch_size]
     model = build_model(model_params, seed=0)
     marks: list[float] = []
@@ -141,11 +142,11 @@ def background_cores(neighbours: Neighbours, seconds: float = 1.0) -> float:
 
 
 def train_processes(env: dict[str, str], prepared: Path, seconds: float, neighbours: Neighbours,
-                    count: int = 1) -> tuple[list[float], float]:
+                    count: int = 1, kind: str | None = None) -> tuple[list[float], float]:
     """Run ``count`` trainings at once with ``env`` over this environment: their batches/s, and how
     many cores other processes (not the neighbours) kept busy meanwhile."""
     command = [sys.executable, "-m", "benchmarks.contention", "--worker", "--prepared", str(prepared),
-               "--seconds", str(seconds)]
+               "--seconds", str(seconds)] + (["--kind", kind] if kind else [])
     child_env = {**os.environ, **env}
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
         if name not in env:  # a setting is exactly what it names: none of this shell's own leaks in
@@ -163,7 +164,8 @@ def train_processes(env: dict[str, str], prepared: Path, seconds: float, neighbo
 
 
 def measure(settings: dict[str, dict[str, str]], prepared: Path, seconds: float, repeats: int,
-            conditions: list[str]) -> tuple[dict[tuple[str, str], list[float]], dict[str, list[float]]]:
+            conditions: list[str], kind: str | None = None,
+            ) -> tuple[dict[tuple[str, str], list[float]], dict[str, list[float]]]:
     """Batches/s per (setting, condition), and the background load per condition, in cores.
 
     Each condition's settings run back to back, in an order rotated at each repeat. A measurement
@@ -185,7 +187,8 @@ def measure(settings: dict[str, dict[str, str]], prepared: Path, seconds: float,
                         deadline = time.monotonic() + QUIET_WAIT
                         while background_cores(neighbours) > QUIET_CORES and time.monotonic() < deadline:
                             pass
-                        result, others = train_processes(settings[label], prepared, seconds, neighbours, at_once)
+                        result, others = train_processes(settings[label], prepared, seconds, neighbours, at_once,
+                                                         kind)
                         if others <= QUIET_CORES:
                             break
                     speeds[label, condition].extend(result)
@@ -204,11 +207,12 @@ def contended_target(floor: float, idle: float, ceiling: float | None) -> tuple[
 
 def contention_report(prepared: Path, seconds: float = 8.0, repeats: int = 1,
                       settings: dict[str, dict[str, str]] | None = None,
-                      conditions: list[str] | None = None) -> list[str]:
-    """Measure and print the table; returns the problems (a target of the train stage missed)."""
+                      conditions: list[str] | None = None, kind: str | None = None) -> list[str]:
+    """Measure and print the table; returns the problems (a target of the train stage missed). The
+    targets are the defaults': with another family (``kind``) the table alone is printed."""
     settings = BENCH_SETTINGS if settings is None else settings
     conditions = CONDITIONS if conditions is None else conditions
-    speeds, background = measure(settings, prepared, seconds, repeats, conditions)
+    speeds, background = measure(settings, prepared, seconds, repeats, conditions, kind)
     median = {key: statistics.median(values) for key, values in speeds.items()}
     print(f"| train stage, batches/s (batch 32, {seconds:.0f} s each, median of {repeats}) | "
           + " | ".join(conditions) + " |")
@@ -223,7 +227,7 @@ def contention_report(prepared: Path, seconds: float = 8.0, repeats: int = 1,
     print("(in brackets: against the same setting's idle speed; \"2 trainings at once\" is each one's speed, "
           "the load of `dvc queue start -j 2`)")
     problems = []
-    if "train stage" in settings:
+    if "train stage" in settings and kind is None:
         idle = median["train stage", "idle"]
         floors = (("1 busy neighbour", ONE_NEIGHBOUR_FLOOR), ("2 busy neighbours", TWO_NEIGHBOURS_FLOOR))
         for condition, floor in floors:
@@ -253,15 +257,16 @@ def main() -> None:
     parser.add_argument("--sweep", action="store_true", help="measure more thread and wait settings")
     parser.add_argument("--conditions", nargs="*", choices=CONDITIONS[1:], default=CONDITIONS[1:],
                         help="besides idle, which is always measured")
+    parser.add_argument("--kind", choices=sorted(FAMILIES), help="another family than params.yaml's (no targets)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        return worker(args.prepared, args.seconds)
+        return worker(args.prepared, args.seconds, args.kind)
     if not (args.prepared / "train.pt").exists():
         sys.exit(f"error: {args.prepared / 'train.pt'} not found: run `make repro` first, or pass --prepared")
     print(f"machine: {describe_machine()}")
     problems = contention_report(args.prepared, args.seconds, args.repeats, SWEEP_SETTINGS if args.sweep else None,
-                                 ["idle", *args.conditions])
+                                 ["idle", *args.conditions], args.kind)
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     sys.exit(1 if problems else 0)

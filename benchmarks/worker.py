@@ -24,10 +24,12 @@ from mnist_ae.training.loop import PRECISIONS, fit
 from .reference import fit_reference
 
 
-def project_params(hidden: list[int], **train: object) -> tuple[ModelParams, TrainParams]:
-    """params.yaml's model and train sections (the defaults), with the mlp's widths and ``train`` changed."""
+def project_params(hidden: list[int], kind: str | None = None, **train: object) -> tuple[ModelParams, TrainParams]:
+    """params.yaml's model and train sections (the defaults), with the mlp's widths, the family
+    (``kind``, unless None) and ``train`` changed."""
     params = yaml.safe_load(Path("params.yaml").read_text())
     params["model"]["mlp"]["hidden"] = hidden
+    params["model"]["kind"] = kind or params["model"]["kind"]
     return ModelParams.model_validate(params["model"]), TrainParams.model_validate({**params["train"], **train})
 
 
