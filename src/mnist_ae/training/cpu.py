@@ -145,7 +145,7 @@ class CpuTuning:
         if not self.on_cpu:
             return ""
         if len(self.steps_at) <= 1:
-            threads = next(iter(self.steps_at), self.all_threads)
+            threads = next(iter(self.steps_at), torch.get_num_threads())
             why = (": this model's kernels sum in an order that depends on the thread count here, so it trains "
                    "on one, whatever the cores and the load (OMP_NUM_THREADS=N chooses N)"
                    if self.fixed_by_kernels else "")
