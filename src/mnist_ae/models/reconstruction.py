@@ -11,7 +11,7 @@ import torch
 from ..core.errors import UserError
 from .base import AutoEncoder, Loss
 
-CHUNK = 10_000  # rows reconstructed at once: bounds memory on the full training split
+CHUNK = 1024  # rows at once: bounds memory, and keeps a chunk's activations in the CPU's cache from layer to layer
 
 
 def _device(model: AutoEncoder) -> torch.device:
