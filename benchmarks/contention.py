@@ -29,9 +29,8 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 from benchmarks.machine import describe_machine
+from benchmarks.worker import project_params
 from mnist_ae.models.families import FAMILIES
 from mnist_ae.training.cpu import usable_cores
 
@@ -52,8 +51,6 @@ CEILING_LABEL = f"{_ALL_BUT_ONE} thread{'s' * (_ALL_BUT_ONE > 1)} fixed (all cor
 # label -> environment on top of this one's; {} is the stage's own choice
 BENCH_SETTINGS = {"before (torch and libgomp defaults)": BEFORE, "train stage": {},
                   **({CEILING_LABEL: CEILING} if _ALL_BUT_ONE >= 1 else {})}
-# The conditions a setting is measured in, where not all: the yardstick matters beside one neighbour.
-ONLY_IN = {CEILING_LABEL: ("idle", "1 busy neighbour")}
 SWEEP_SETTINGS = {
     "2 threads, spin 300k (before)": BEFORE,
     "2 threads, active": {"OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "active"},
@@ -74,7 +71,6 @@ def worker(prepared: Path, seconds: float, kind: str | None) -> None:
     """Train as the stage sets its threads up, for ``seconds`` after a warm-up epoch; print batches/s."""
     import torch
 
-    from benchmarks.worker import project_params
     from mnist_ae.core.dataset import load_split
     from mnist_ae.models.families import build_model
     from mnist_ae.training.cpu import configure_process
@@ -200,11 +196,11 @@ def measure(settings: dict[str, dict[str, str]], prepared: Path, seconds: float,
 
 
 def _measured_in(label: str, conditions: list[str]) -> list[str]:
-    """The conditions ``label`` is measured in: all, or its ONLY_IN ones if all of those are asked for."""
-    only = ONLY_IN.get(label)
-    if only is None:
+    """The conditions ``label`` is measured in: all of them, but the ceiling only where it is a
+    target's yardstick (beside one neighbour, with idle for its share)."""
+    if label != CEILING_LABEL:
         return conditions
-    return [c for c in conditions if c in only] if set(only) <= set(conditions) else []
+    return ["idle", "1 busy neighbour"] if "1 busy neighbour" in conditions else []
 
 
 def contended_target(floor: float, idle: float, ceiling: float | None) -> tuple[float, str]:
@@ -270,7 +266,7 @@ def main() -> None:
     parser.add_argument("--conditions", nargs="*", choices=CONDITIONS[1:], default=CONDITIONS[1:],
                         help="besides idle, which is always measured")
     parser.add_argument("--kind", choices=sorted(FAMILIES), help="another family than params.yaml's (no targets)")
-    default_kind = yaml.safe_load(Path("params.yaml").read_text())["model"]["kind"]
+    default_kind = project_params([256])[0].kind
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:

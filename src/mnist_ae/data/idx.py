@@ -49,11 +49,6 @@ def gunzip(data: bytes, name: str) -> bytes:
         raise UserError(f"{name}: not a readable gzip file ({error})") from None
 
 
-def read_idx_gz(path: Path, expected_magic: int) -> np.ndarray:
-    """Read and parse one ``.gz`` IDX file."""
-    return parse_idx(gunzip(path.read_bytes(), str(path)), expected_magic, name=str(path))
-
-
 def read_idx(path: Path, expected_magic: int) -> np.ndarray:
     """Read and parse one IDX file, gzip-compressed (whatever its name) or not (as Kaggle ships MNIST)."""
     data = path.read_bytes()
