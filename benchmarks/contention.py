@@ -13,19 +13,23 @@ defaults (what the stage ran with before), side by side, the repeats alternated.
 several cores it also measures all cores but one, fixed from the start: the most any thread policy
 can get beside one busy neighbour, so the stage is never asked for more than 95 % of it there. On
 its own, ``python -m benchmarks.contention --sweep`` measures more settings, ``--kind`` another
-family (without targets).
+family (without targets), ``--against REV`` the train stage of another git revision beside this
+checkout's (its ``src/``, imported first), to compare two thread policies side by side.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import os
 import resource
 import statistics
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -213,6 +217,16 @@ def contended_target(floor: float, idle: float, ceiling: float | None) -> tuple[
     return floor * idle, f"{floor:.0%} of its idle speed"
 
 
+def revision_setting(rev: str, folder: Path) -> dict[str, dict[str, str]]:
+    """A setting that trains with the package of git revision ``rev``, unpacked into ``folder``."""
+    archive = subprocess.run(["git", "archive", rev, "src"], capture_output=True, check=False)
+    if archive.returncode != 0:
+        sys.exit(f"error: git archive {rev} failed: {archive.stderr.decode().strip()}")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(folder, filter="data")
+    return {f"train stage at {rev}": {"PYTHONPATH": str(folder / "src")}}
+
+
 def contention_report(prepared: Path, seconds: float = 8.0, repeats: int = 1,
                       settings: dict[str, dict[str, str]] | None = None,
                       conditions: list[str] | None = None, kind: str | None = None) -> list[str]:
@@ -266,6 +280,7 @@ def main() -> None:
     parser.add_argument("--conditions", nargs="*", choices=CONDITIONS[1:], default=CONDITIONS[1:],
                         help="besides idle, which is always measured")
     parser.add_argument("--kind", choices=sorted(FAMILIES), help="another family than params.yaml's (no targets)")
+    parser.add_argument("--against", metavar="REV", help="also measure the train stage of this git revision")
     default_kind = project_params([256])[0].kind
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -275,8 +290,12 @@ def main() -> None:
     if not (args.prepared / "train.pt").exists():
         sys.exit(f"error: {args.prepared / 'train.pt'} not found: run `make repro` first, or pass --prepared")
     print(f"machine: {describe_machine()}")
-    problems = contention_report(args.prepared, args.seconds, args.repeats, SWEEP_SETTINGS if args.sweep else None,
-                                 ["idle", *args.conditions], kind)
+    settings = SWEEP_SETTINGS if args.sweep else BENCH_SETTINGS
+    with tempfile.TemporaryDirectory() as folder:
+        if args.against:
+            settings = {**settings, **revision_setting(args.against, Path(folder))}
+        problems = contention_report(args.prepared, args.seconds, args.repeats, settings, ["idle", *args.conditions],
+                                     kind)
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     sys.exit(1 if problems else 0)

@@ -19,7 +19,8 @@ import yaml
 from mnist_ae.core.dataset import load_split
 from mnist_ae.models.families import build_model
 from mnist_ae.params import ModelParams, TrainParams
-from mnist_ae.training.loop import PRECISIONS, fit
+from mnist_ae.training.loop import fit
+from mnist_ae.training.steps import PRECISIONS
 
 from .reference import fit_reference
 

@@ -16,10 +16,11 @@ from mnist_ae.models.losses import LOSSES
 from mnist_ae.models.reconstruction import check_learned, mean_image_mse
 from mnist_ae.params import load_params
 from mnist_ae.training.cpu import configure_process
-from mnist_ae.training.device import check_precision, select_device
+from mnist_ae.training.device import check_precision, make_deterministic, select_device
 from mnist_ae.training.distributed import needs_torchrun, process_group, relaunch_with_torchrun
 from mnist_ae.training.live import epoch_log
-from mnist_ae.training.loop import fit, step_name
+from mnist_ae.training.loop import fit
+from mnist_ae.training.steps import choose_step
 
 
 def main() -> None:
@@ -29,9 +30,7 @@ def main() -> None:
     check_precision(device, params.train.precision)
     if needs_torchrun(params.train.nproc):
         sys.exit(relaunch_with_torchrun(params.train.nproc, __file__, device))
-    # Same params, same data, same machine: same bits. On the CPU every op used is deterministic
-    # already; elsewhere torch warns about any op that is not.
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    make_deterministic()
     # Read before joining the group: a rank that cannot start fails alone and at once, rather than
     # leaving the others waiting for it.
     train, validation = load_split(paths.PREPARED, "train"), load_split(paths.PREPARED, "validation")
@@ -39,14 +38,15 @@ def main() -> None:
     with process_group(device) as rank:
         model = build_model(params.model, seed=params.train.seed).to(rank.device)
         started = time.perf_counter()
-        with epoch_log(paths.TRAIN_LOG, model, validation.images, LOSSES[params.train.loss],
+        # The validation split moves to the device once, not at every epoch's validation pass.
+        with epoch_log(paths.TRAIN_LOG, model, validation.images.to(rank.device), LOSSES[params.train.loss],
                        enabled=rank.is_main) as epoch_metrics:
             history = fit(model, train.images.to(rank.device), params.train, progress=rank.is_main,
                           on_epoch_end=epoch_metrics, distributed=rank.distributed)
         if rank.is_main:
-            epochs, how = params.train.epochs, step_name(model, params.train, rank.distributed)
+            epochs, how = params.train.epochs, choose_step(model, params.train, rank.device, rank.distributed).name
             print(f"trained {params.model.kind} for {epochs} epoch{'s' * (epochs != 1)} on {params.train.loss} in "
-                  f"{params.train.precision} on {rank.device} x {rank.world_size} ({how}) in "
+                  f"{params.train.precision} on {rank.device} x {rank.world_size} (step: {how}) in "
                   f"{time.perf_counter() - started:.1f} s; loss per epoch: " + ", ".join(f"{x:.4f}" for x in history))
             # A dead network is an error, not a model: the last epoch's validation MSE against the mean image's.
             check_learned(epoch_metrics.last["val_mse"], mean_image_mse(train.images, validation.images))

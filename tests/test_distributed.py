@@ -34,7 +34,7 @@ def test_two_ranks_follow_the_single_process(project_copy: Path) -> None:
 FAILING_RANK = """
 import runpy, sys
 import torch.distributed
-from mnist_ae.training import loop as train
+from mnist_ae.training import steps as train
 
 calls = 0
 original = train.AutogradStep.__call__

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from mnist_ae.core import atomic
 from mnist_ae.core.atomic import save_figure, save_torch, write_json
 from mnist_ae.core.dataset import PIXELS
 from mnist_ae.core.errors import UserError, run_stage
+from mnist_ae.models.checkpoint import save_checkpoint
 from mnist_ae.models.families import build_model, physical_memory
 from mnist_ae.models.losses import bce
 from mnist_ae.training.loop import fit
@@ -63,6 +66,35 @@ def test_a_full_disk_is_one_line_that_names_the_file(full_disk: Path, write) -> 
     assert error.value.__cause__ is None and error.value.__suppress_context__  # no chained traceback
     assert target.read_text() == "the previous run's"
     assert Path("/dev/full").exists()  # the link was removed, not what it points to
+
+
+@pytest.fixture
+def small_filesystem(tmp_path: Path) -> Iterator[Path]:
+    """A real file system of 512 KiB (a tmpfs, which root can mount), unmounted after the test."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(folder)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (root on Linux can): {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_disk_that_fills_up_during_the_checkpoint_write_is_one_line(small_filesystem: Path) -> None:
+    """The default model's checkpoint (1.6 MB) on a file system of 512 KiB that already holds the
+    previous one (a small model's): one line, the previous checkpoint whole, no temporary file."""
+    target = small_filesystem / "autoencoder.pt"
+    save_checkpoint(target, build_model(model_params("mlp", hidden=[8])), {"run": "previous"})
+    previous = target.read_bytes()
+    with pytest.raises(UserError, match=rf"the disk is full: {target} could not be written \(.* free there\); the "
+                                        r"previous autoencoder.pt, if any, is unchanged") as error:
+        save_checkpoint(target, build_model(model_params("mlp", code_dim=16, hidden=[256])), {"run": "this one"})
+    assert error.value.__cause__ is None and error.value.__suppress_context__
+    assert target.read_bytes() == previous
+    assert sorted(path.name for path in small_filesystem.iterdir()) == ["autoencoder.pt"]
 
 
 def test_bce_lets_nan_through_with_the_gradient_of_torch_bce() -> None:

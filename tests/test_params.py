@@ -72,7 +72,7 @@ def test_a_missing_key_is_reported(tmp_path: Path) -> None:
         ({"model": {"mlp": {"hiden": [8]}}}, "model.mlp.hiden: unknown key (a typo?)"),
         ({"model": {"hidden": [256]}}, "model.hidden: unknown key (a typo?)"),
         ({"train": {"loss": "l1"}}, "train.loss: Input should be 'mse' or 'bce'"),
-        ({"train": {"step": "fast"}}, "train.step: Input should be 'auto' or 'autograd'"),
+        ({"train": {"step": "fast"}}, "train.step: Input should be 'auto', 'fused_mlp' or 'autograd'"),
         ({"evaluate": {"samples": 0}}, "evaluate.samples: Input should be greater than or equal to 1"),
         ({"train": {"device": "tpu"}}, "train.device: Input should be 'auto', 'cpu', 'cuda' or 'mps'"),
         ({"data": {"dataset": "CIFAR10"}}, "unknown dataset 'CIFAR10'"),

@@ -20,10 +20,16 @@ from mnist_ae.params import TrainParams
 from mnist_ae.training.cpu import flushed_denormals, zero_denormal_moments
 from mnist_ae.training.fast_step import IMPLEMENTS, FusedMLPStep, implements
 from mnist_ae.training.live import epoch_log
-from mnist_ae.training.loop import CHECK_EVERY, AutogradStep, fit, make_step
+from mnist_ae.training.loop import CHECK_EVERY, fit
+from mnist_ae.training.steps import STEPS, AutogradStep, Step, choose_step
 
 DEPTHS = [(32,), (48, 24), (40, 32, 24)]  # one, two and three hidden layers a side
 SMALL = train_params(epochs=3, batch_size=16, lr=1e-2)
+
+
+def make_step(model: nn.Module, config: TrainParams, max_batch: int, device: str = "cpu") -> Step:
+    """The step ``fit`` trains ``model`` with, in one process."""
+    return choose_step(model, config, torch.device(device), distributed=False).build(model, config, max_batch, False)
 
 
 def make_model(hidden: tuple[int, ...] = (32,), seed: int = 0, kind: str = "mlp") -> AutoEncoder:
@@ -114,8 +120,8 @@ def test_the_fast_step_covers_the_mlp_family_and_nothing_else() -> None:
     residual, regularised = Residual(4, model_params().mlp), Regularised(4, model_params().mlp)
     for model in (dropout, no_sigmoid, no_bias, frozen, residual, regularised, nn.Linear(4, 4)):
         assert not implements(model, "mse")
-        assert isinstance(make_step(model, train_params(), max_batch=8, distributed=False), AutogradStep)
-    assert isinstance(make_step(make_model(), train_params(), max_batch=8, distributed=False), FusedMLPStep)
+        assert isinstance(make_step(model, train_params(), max_batch=8), AutogradStep)
+    assert isinstance(make_step(make_model(), train_params(), max_batch=8), FusedMLPStep)
 
 
 @pytest.mark.parametrize("method", ["forward", "objective_terms", "combine"])
@@ -125,9 +131,34 @@ def test_an_mlp_that_computes_otherwise_trains_through_autograd(method: str, mon
     assert not implements(make_model(), "mse")
 
 
-def test_the_schema_names_every_family_and_loss() -> None:
+def test_the_schema_names_every_family_loss_and_step() -> None:
     assert family_kinds() == list(FAMILIES)
     assert list(TrainParams.model_fields["loss"].annotation.__args__) == list(LOSSES)
+    assert list(TrainParams.model_fields["step"].annotation.__args__) == ["auto", *(kind.name for kind in STEPS)]
+
+
+def test_the_reference_step_is_the_last_resort_for_any_model_and_device() -> None:
+    assert STEPS[-1].name == "autograd"
+    assert all(STEPS[-1].applies(make_model(kind=kind), train_params(), torch.device(device), distributed)
+               for kind in FAMILIES for device in ("cpu", "cuda", "mps") for distributed in (False, True))
+
+
+@pytest.mark.parametrize("device", ["cuda", "mps", "meta"])
+def test_the_hand_written_step_only_on_the_cpu(device: str) -> None:
+    """It was measured against autograd on the CPU alone: elsewhere autograd trains, and naming it fails."""
+    model, config = make_model(), train_params()
+    assert choose_step(model, config, torch.device(device), distributed=False).name == "autograd"
+    assert choose_step(model, config, torch.device("cpu"), distributed=True).name == "autograd"
+    with pytest.raises(UserError, match=rf"train.step is 'fused_mlp', which does not apply to model.kind 'mlp' on "
+                                        rf"mse on {device}; use auto or one of: autograd$"):
+        choose_step(model, train_params(step="fused_mlp"), torch.device(device), distributed=False)
+
+
+def test_train_step_names_the_step() -> None:
+    assert choose_step(make_model(), train_params(step="fused_mlp"), torch.device("cpu"), False).name == "fused_mlp"
+    assert choose_step(make_model(), train_params(step="autograd"), torch.device("cpu"), False).name == "autograd"
+    with pytest.raises(UserError, match=r"does not apply to model\.kind 'conv' on mse on cpu"):
+        fit(make_model(kind="conv"), torch.rand(8, PIXELS), train_params(step="fused_mlp"), progress=False)
 
 
 PAIRS = list(itertools.product(FAMILIES, LOSSES))
@@ -137,9 +168,9 @@ PAIRS = list(itertools.product(FAMILIES, LOSSES))
 def test_the_fast_step_only_for_the_pairs_it_implements(kind: str, loss: str) -> None:
     """Every (family, loss) pair: the hand-written step exactly where it says it is exact, and
     never with ``train.step: autograd``."""
-    step = make_step(make_model(kind=kind), train_params(loss=loss), max_batch=8, distributed=False)
+    step = make_step(make_model(kind=kind), train_params(loss=loss), max_batch=8)
     assert isinstance(step, FusedMLPStep) == ((kind, loss) in IMPLEMENTS)
-    forced = make_step(make_model(kind=kind), train_params(loss=loss, step="autograd"), max_batch=8, distributed=False)
+    forced = make_step(make_model(kind=kind), train_params(loss=loss, step="autograd"), max_batch=8)
     assert isinstance(forced, AutogradStep)
 
 
@@ -233,7 +264,7 @@ def test_the_model_sees_each_epochs_weights() -> None:
 
 
 def test_a_batch_larger_than_the_data_allocates_only_the_data() -> None:
-    step = make_step(make_model(), train_params(batch_size=10**9), max_batch=20, distributed=False)
+    step = make_step(make_model(), train_params(batch_size=10**9), max_batch=20)
     assert step.buffers.n == 20
     history = fit(make_model(), torch.rand(20, PIXELS), train_params(epochs=2, batch_size=10**9), progress=False)
     assert len(history) == 2

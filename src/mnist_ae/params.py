@@ -80,7 +80,7 @@ class TrainParams(Strict):
     nproc: int = Field(ge=1)  # processes (ranks) on this machine; > 1 runs through torchrun
     precision: Literal["fp32", "bf16"]
     loss: Literal["mse", "bce"]  # the reconstruction loss trained on: a key of models.losses.LOSSES
-    step: Literal["auto", "autograd"]  # autograd: never the hand-written step (for debugging)
+    step: Literal["auto", "fused_mlp", "autograd"]  # auto, or a name in training.steps.STEPS
 
 
 class EvaluateParams(Strict):

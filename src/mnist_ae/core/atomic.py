@@ -8,6 +8,7 @@ cut right after a stage cannot leave the new name pointing at data that never re
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -115,10 +116,14 @@ def save_torch(path: str | os.PathLike[str], obj: Any) -> None:
     """``torch.save`` atomically; read it back with ``torch.load(..., weights_only=True)``."""
     import torch  # here: the embed stage writes no tensor, and torch takes over a second to import
 
+    # Into memory first, then one write: torch's zip writer reports a full disk as a RuntimeError
+    # ("unexpected pos"), a plain write as the OSError (ENOSPC) ``atomic_path`` names. Through a
+    # buffer, not a path: torch names the archive's records after the file, so the temporary name
+    # would make every save's bytes (and DVC's hash) different.
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     with atomic_path(path) as tmp, open(tmp, "wb") as file:
-        # Through a file object, not the path: torch names the records inside the archive after the
-        # file, and the temporary name would make every save's bytes (and DVC's hash) different.
-        torch.save(obj, file)
+        file.write(buffer.getbuffer())
 
 
 def save_arrays(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> None:

@@ -1,54 +1,33 @@
-"""Training fast on a CPU, whatever else the machine runs, without changing a bit of the result.
-
-Three things, all here, none of them in the loop's logic:
-
-- **Threads.** PyTorch's CPU kernels run on OpenMP threads that spin at the end of every parallel
-  region, waiting for each other. At batch 32 a step is some twenty short regions: on idle cores
-  the spinning is what makes them cheap, but when another process holds a core, a spinning thread
-  burns the time its partner needs, and every region waits for the scheduler: several times slower
-  (docs/performance.md). And the machine's load can change during a run: a neighbour starts, or
-  ``dvc queue start -j 2`` runs two trainings. So every few windows of steps the thread count is set
-  to the cores other processes left free since the last look, measured (on Linux, /proc/stat less
-  this process's own CPU time, over the cores it may use): one per usable core on an idle machine,
-  fewer beside busy neighbours, never fewer than one.
-- **Bits that do not depend on the thread count.** Changing the count is safe only if the sums
-  inside the kernels do not depend on how many threads split them. MKL splits long dot products
-  between threads unless its strict conditional numerical reproducibility mode is on, which
-  ``configure_process`` turns on; oneDNN's convolutions split their sums whatever the mode. So
-  before training, ``loop.same_bits_at_every_thread_count`` takes steps from the same weights at
-  each count up to every thread. Where the bits differ, the run trains on one thread throughout:
-  several threads, fixed, would stall beside a busy neighbour with no way out, and one thread gives
-  the same weights whatever the cores and the load, at the price of the little a second thread
-  buys such kernels (oneDNN's convolutions at batch 32) idle: docs/performance.md. The check
-  measures this machine's kernels, not its load, so a run decides the same way every time.
-- **No denormal floats.** Adam's moment estimates of a weight whose gradient stays zero (a dead ReLU
-  unit) decay through the denormal range, below 1.2e-38, where x86 CPUs take a slow microcode path
-  for every multiply. The CPU's flush-to-zero mode covers the calling thread only, not the worker
-  threads running Adam's kernel, so the moments that reach that range are also zeroed after each
-  window. What is flushed is far below float32's resolution of the weights it would update: no
-  weight changes (``tests/test_train.py``).
+"""The CPU's speed layer: threads that yield to busy neighbours without changing a bit, and no
+denormal floats. ``fit`` calls ``tuning_for`` once, before its loop, and wraps each window of steps
+in the hook it returns; off the CPU the hook does nothing. Why each piece exists, and what it was
+measured to give on which CPU: docs/performance.md.
 
 ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS``, when set, fix the count: the user's choice wins.
-Measured figures, on Intel and AMD machines: docs/performance.md.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 import torch
 
+from ..models.base import AutoEncoder
+from ..params import TrainParams
+from .steps import choose_step
+
 USER_THREAD_SETTINGS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
-# MKL's strict mode gives the same bits at every thread count for gemm on its AVX2 and AVX-512 code
-# paths, on whichever of them AUTO picks here. Read at MKL's first call: set before any product.
+# MKL's strict mode sums gemm in an order that does not depend on the thread count (on its AVX2 and
+# AVX-512 paths). Read at MKL's first call: set before any product.
 MKL_REPRODUCIBILITY = ("MKL_CBWR", "AUTO,STRICT")
-# Windows of steps between two looks at how many cores the other processes leave free; the first
-# look is after the first window, since a window with too many threads beside a busy neighbour is slow.
+# Windows of steps between two looks at the cores other processes leave free; the first look is
+# after the first window, since a window with too many threads beside a busy neighbour is slow.
 LOOK_EVERY = 5
 
 
@@ -66,12 +45,9 @@ def usable_cores() -> int:
 
 
 def configure_process() -> int:
-    """Set up this process's CPU kernels before its first product; returns the thread count.
-
-    Turns on MKL's strict reproducibility (unless the user set ``MKL_CBWR``) and sets torch's threads
-    to the cores this process may use (at most torch's default), not to the load of the moment.
-    Leaves the count alone when ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` is set: torch has read it.
-    """
+    """Before the process's first product: MKL's strict reproducibility (unless the user set
+    ``MKL_CBWR``) and one thread per usable core (at most torch's default) unless the user chose;
+    returns the thread count."""
     name, value = MKL_REPRODUCIBILITY
     os.environ.setdefault(name, value)
     if user_chose_threads():
@@ -93,30 +69,60 @@ def thread_count(threads: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-class CpuTuning:
-    """What ``fit`` does around each window of steps on a CPU: flush denormals, and fit the thread
-    count to the cores the other processes leave free.
+def same_bits_at_every_thread_count(model: AutoEncoder, config: TrainParams, data: torch.Tensor,
+                                    batch_size: int) -> bool:
+    """Whether the run's step, from the model's weights, gives the same bits at every thread count up
+    to the current one: the losses, the weights and Adam's moments after two steps at the full batch
+    size and one at the short last batch's, if the run has one. Two steps, since Adam's first moves
+    each weight by about ``lr`` times its gradient's sign, which hides the gradient's last bits."""
+    last = len(data) - (math.ceil(len(data) / batch_size) - 1) * batch_size
+    sizes = [batch_size, batch_size] + ([last] if last != batch_size else [])
+    kind = choose_step(model, config, data.device, distributed=False)
+    trials = []
+    for threads in range(1, torch.get_num_threads() + 1):
+        trial = copy.deepcopy(model)
+        with thread_count(threads), torch.random.fork_rng(devices=[]):  # the run's random stream untouched
+            torch.manual_seed(0)  # the same noise (a VAE's) in every trial
+            step = kind.build(trial, config, batch_size, False)
+            losses = torch.empty(len(sizes), device=data.device)
+            for i, size in enumerate(sizes):
+                step(data, torch.arange(size, device=data.device), losses[i])
+            step.sync_model()
+        trials.append([losses, *trial.state_dict().values(), *step.moments()])
+    return all(torch.equal(a, b) for trial in trials[1:] for a, b in zip(trials[0], trial, strict=True))
 
-    On a CPU with several threads, none chosen by the user, ``same_bits()`` (asked then, and once)
-    says whether the run's bits depend on the count: if they do, the run takes one thread; if not,
-    the count follows the free cores where the OS says how busy they are. ``same_bits=None`` keeps
-    the count as it is.
-    """
 
-    def __init__(self, device: torch.device, same_bits: Callable[[], bool] | None) -> None:
-        self.on_cpu = device.type == "cpu"
+class NoTuning:
+    """The hook off the CPU: nothing around the steps."""
+
+    def __enter__(self) -> NoTuning:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def window(self, steps: int, moments: Callable[[], list[torch.Tensor]]) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def summary(self) -> str:
+        return ""
+
+
+class CpuTuning(NoTuning):
+    """Around each window of steps on the CPU: denormals flushed; after the first and every
+    ``LOOK_EVERY`` windows, with ``free_cores``, the thread count set to the cores the other
+    processes left free. ``one_thread``: the run's bits depend on the count, so it trains on one.
+    Entering applies the choice; leaving restores the count the process had."""
+
+    def __init__(self, one_thread: bool = False, free_cores: FreeCores | None = None) -> None:
+        self.one_thread, self.free_cores = one_thread, free_cores
         self.all_threads = torch.get_num_threads()
-        ours_to_choose = self.on_cpu and same_bits is not None and self.all_threads > 1 and not user_chose_threads()
-        same = ours_to_choose and same_bits()
-        self.fixed_by_kernels = ours_to_choose and not same
-        if self.fixed_by_kernels:
-            torch.set_num_threads(1)
-        self.free_cores = FreeCores() if same else None
-        self.adaptive = same and self.free_cores.known
         self.windows = 0
         self.steps_at: dict[int, int] = {}  # steps trained at each thread count
 
     def __enter__(self) -> CpuTuning:
+        if self.one_thread:
+            torch.set_num_threads(1)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -124,41 +130,48 @@ class CpuTuning:
 
     @contextmanager
     def window(self, steps: int, moments: Callable[[], list[torch.Tensor]]) -> Iterator[None]:
-        """Around a window of ``steps`` steps: flush denormals; after it, zero the denormals among
-        Adam's ``moments()`` and, after the first and every LOOK_EVERY windows, set the threads to the
-        cores left free."""
-        if not self.on_cpu:
-            yield
-            return
         with flushed_denormals():
             yield
         zero_denormal_moments(moments())
-        self.steps_at[torch.get_num_threads()] = self.steps_at.get(torch.get_num_threads(), 0) + steps
+        threads = torch.get_num_threads()
+        self.steps_at[threads] = self.steps_at.get(threads, 0) + steps
         self.windows += 1
-        if self.adaptive and (self.windows == 1 or self.windows % LOOK_EVERY == 0):
+        if self.free_cores is not None and (self.windows == 1 or self.windows % LOOK_EVERY == 0):
             free = self.free_cores.since_last_look()
             if free is not None:
                 torch.set_num_threads(max(1, min(self.all_threads, free)))
 
     def summary(self) -> str:
         """The threads the run trained with, for the stage's last line."""
-        if not self.on_cpu:
-            return ""
         if len(self.steps_at) <= 1:
             threads = next(iter(self.steps_at), torch.get_num_threads())
             why = (": this model's kernels sum in an order that depends on the thread count here, so it trains "
-                   "on one, whatever the cores and the load (OMP_NUM_THREADS=N chooses N)"
-                   if self.fixed_by_kernels else "")
+                   "on one, whatever the cores and the load (OMP_NUM_THREADS=N chooses N)" if self.one_thread else "")
             return f"{threads} thread{'s' * (threads > 1)}{why}"
         total = sum(self.steps_at.values())
         return ", ".join(f"{count} thread{'s' * (count > 1)} for {self.steps_at[count] / total:.0%} of the steps"
                          for count in sorted(self.steps_at, reverse=True)) + " (other processes kept cores busy)"
 
 
+def tuning_for(device: torch.device, same_bits: Callable[[], bool] | None) -> NoTuning:
+    """The hook ``fit`` wraps its windows in, decided here, once: nothing off the CPU; on it,
+    denormals flushed and, where the count is ours to choose (several threads, none set by the user,
+    ``same_bits`` given: one process), one thread if ``same_bits()`` says the bits depend on the
+    count, else a count that follows the free cores where the OS says how busy they are."""
+    if device.type != "cpu":
+        return NoTuning()
+    if same_bits is None or torch.get_num_threads() == 1 or user_chose_threads():
+        return CpuTuning()
+    if not same_bits():
+        return CpuTuning(one_thread=True)
+    cores = FreeCores()
+    return CpuTuning(free_cores=cores if cores.known else None)
+
+
 class FreeCores:
-    """How many of the cores this process may use the other processes left free: the CPU time of
-    those cores in /proc/stat, less this process's own, over the time since the last look, and no
-    more than a cgroup CPU quota allows. Linux only: ``known`` is False elsewhere."""
+    """How many of the cores this process may use the other processes left free since the last look:
+    their CPU time in /proc/stat less this process's own, within any cgroup CPU quota. Linux only:
+    ``known`` is False elsewhere."""
 
     def __init__(self) -> None:
         self.cpus = {f"cpu{cpu}" for cpu in os.sched_getaffinity(0)} if hasattr(os, "sched_getaffinity") else set()
@@ -202,7 +215,8 @@ def flushed_denormals() -> Iterator[None]:
 
 
 def zero_denormal_moments(moments: list[torch.Tensor]) -> None:
-    """Set Adam's moment estimates that have decayed into the denormal range to zero."""
+    """Zero Adam's moment estimates that decayed below float32's smallest normal: the flush mode
+    covers the calling thread only, not the threads running Adam's kernel."""
     tiny = torch.finfo(torch.float32).tiny
     for moment in moments:
         if moment.device.type == "cpu":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from ..core.errors import UserError
@@ -41,3 +43,11 @@ def check_precision(device: torch.device, precision: str) -> None:
         what = "this CPU has neither AVX512-BF16 nor AMX" if device.type == "cpu" else f"{device.type} is not supported"
         raise UserError(f"train.precision is 'bf16' but {what}: bfloat16 would run emulated, slower than "
                         f"float32 here; use 'fp32'")
+
+
+def make_deterministic() -> None:
+    """Same params, same data, same machine: same bits. On the CPU every op used is deterministic
+    already; elsewhere torch warns about any op that is not. cuBLAS reorders its sums between runs
+    unless its workspace is fixed, read when CUDA's first matrix product runs: set before it."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)

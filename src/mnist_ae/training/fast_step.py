@@ -14,8 +14,9 @@ and ``torch.optim.Adam`` with every buffer allocated once:
 It trains its own copy of the weights and writes them back into the model on ``sync_model()``,
 so the model and the checkpoint code never see its layout. It is exact only for what it writes
 out, so it declares those (family, loss) pairs in ``IMPLEMENTS``; every other pair, a model of the
-family with another layer in it, and DDP train through ``loop.AutogradStep``. ``tests/test_train.py``
-checks its gradients and Adam steps against autograd's for several depths, in both precisions.
+family with another layer in it, and DDP train through ``steps.AutogradStep``, and ``steps.STEPS``
+takes it on the CPU alone, where it was measured. ``tests/test_train.py`` checks its gradients and
+Adam steps against autograd's for several depths, in both precisions.
 
 With ``dtype=torch.bfloat16`` the matrix products and activations run in bfloat16 while the
 master weights, Adam and the loss stay in float32 (mixed precision, as ``torch.autocast`` does).
