@@ -96,7 +96,7 @@ def _start_train(root: Path, stderr: int = subprocess.DEVNULL) -> subprocess.Pop
 
 
 # A write through ``mnist_ae.core.atomic`` in a child process, SIGKILLed at a chosen point: part-way
-# through writing the bytes (inside torch.save, inside the JSON or PNG writer), or with the bytes all
+# through writing the bytes (the checkpoint's one write, inside the JSON or PNG writer), or with the bytes all
 # written but before the rename. Run as ``python -c KILLED_WRITE WRITER POINT TARGET [RAW_FOLDER]``.
 KILLED_WRITE = """
 import io, os, pathlib, signal, sys
@@ -112,23 +112,11 @@ VALIDATION = 10
 def die():
     os.kill(os.getpid(), signal.SIGKILL)
 
-class HalfThenDie:
-    # A file that lets through half of what torch.save writes, then kills the process.
-    def __init__(self, file, size):
-        self.file, self.left = file, size // 2
-    def write(self, data):
-        if len(data) >= self.left:
-            self.file.write(bytes(data[:self.left])); self.file.flush(); die()
-        self.left -= len(data)
-        return self.file.write(data)
-    def __getattr__(self, name):
-        return getattr(self.file, name)
-
 if point == "mid-write":
-    real_save, real_savefig = torch.save, Figure.savefig
-    def save(obj, file):
-        buffer = io.BytesIO(); real_save(obj, buffer)
-        real_save(obj, HalfThenDie(file, len(buffer.getvalue())))
+    real_savefig = Figure.savefig
+    def write_bytes(path, data):  # save_torch's one write of the serialised checkpoint
+        with open(path, "wb") as file:
+            file.write(bytes(data)[:len(data) // 2]); file.flush(); die()
     def write_text(path, text, **kwargs):
         with open(path, "w", **kwargs) as file:
             file.write(text[:len(text) // 2]); file.flush(); die()
@@ -136,7 +124,7 @@ if point == "mid-write":
         buffer = io.BytesIO(); real_savefig(figure, buffer, **kwargs)
         with open(fname, "wb") as file:
             file.write(buffer.getvalue()[:len(buffer.getvalue()) // 2]); file.flush(); die()
-    torch.save, pathlib.Path.write_text, Figure.savefig = save, write_text, savefig
+    pathlib.Path.write_bytes, pathlib.Path.write_text, Figure.savefig = write_bytes, write_text, savefig
 elif point == "before-rename":
     real_replace, renames = os.replace, [0]
     def replace(source, destination):

@@ -122,8 +122,8 @@ def save_torch(path: str | os.PathLike[str], obj: Any) -> None:
     # would make every save's bytes (and DVC's hash) different.
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    with atomic_path(path) as tmp, open(tmp, "wb") as file:
-        file.write(buffer.getbuffer())
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getbuffer())
 
 
 def save_arrays(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> None:

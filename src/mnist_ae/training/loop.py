@@ -69,17 +69,17 @@ def train_epoch(step: Step, data: torch.Tensor, batches: tuple[torch.Tensor, ...
     """One pass over ``batches`` (indices into ``data``), the ``epoch`` (number, of how many)
     with the progress bar; returns the mean over the batches of their loss per element."""
     losses = torch.empty(len(batches), device=data.device)  # each batch's summed objective
-    bar = tqdm(total=len(batches), desc="epoch {}/{}".format(*epoch), unit="batch", disable=not progress)
-    for window in _windows(len(batches), CHECK_EVERY):
-        with tuning.window(len(window), step.moments):
-            for i in window:
-                step(data, batches[i], losses[i])
-        _check_finite(losses, window, epoch[0], distributed)
-        bar.update(len(window))
-    elements = torch.tensor([len(batch) * data.shape[1] for batch in batches], dtype=torch.float32, device=data.device)
-    mean_loss = float((losses / elements).mean())
-    bar.set_postfix(loss=f"{mean_loss:.4f}")
-    bar.close()
+    with tqdm(total=len(batches), desc="epoch {}/{}".format(*epoch), unit="batch", disable=not progress) as bar:
+        for window in _windows(len(batches), CHECK_EVERY):
+            with tuning.window(len(window), step.moments):
+                for i in window:
+                    step(data, batches[i], losses[i])
+            _check_finite(losses, window, epoch[0], distributed)
+            bar.update(len(window))
+        elements = torch.tensor([len(batch) * data.shape[1] for batch in batches], dtype=torch.float32,
+                                device=data.device)
+        mean_loss = float((losses / elements).mean())
+        bar.set_postfix(loss=f"{mean_loss:.4f}")
     return mean_loss
 
 
