@@ -65,6 +65,14 @@ SWEEP_SETTINGS = {
     "1 thread": {"OMP_NUM_THREADS": "1"},
 }
 CONDITIONS = ["idle", "1 busy neighbour", "2 busy neighbours", "2 trainings at once"]
+# Measured on request (--conditions): a neighbour that starts ARRIVES_AFTER seconds after the training
+# process, within its timed seconds (imports and a warm-up epoch come first): what a count chosen once
+# at the start cannot see.
+MID_RUN = "1 neighbour arrives mid-run"
+ARRIVES_AFTER = 4.0
+# The worker's hook for --fixed-at-start: the stage's policy, but its first look at the free cores is its last.
+LOOK_ONCE = "CONTENTION_LOOK_ONCE"
+FIXED_AT_START = {"fixed at the first look (from the cores free then)": {LOOK_ONCE: "1"}}
 ONE_NEIGHBOUR_FLOOR, TWO_NEIGHBOURS_FLOOR, IDLE_FLOOR = 0.70, 0.40, 0.90  # the targets of issue 16
 # Beside one neighbour the stage is never asked for more than this share of what CEILING threads
 # reach there: on 2 cores whose two threads scale well idle, ONE_NEIGHBOUR_FLOOR is out of one core's reach.
@@ -77,8 +85,12 @@ def worker(prepared: Path, seconds: float, kind: str | None) -> None:
 
     from mnist_ae.core.dataset import load_split
     from mnist_ae.models.families import build_model
+    from mnist_ae.training import cpu
     from mnist_ae.training.cpu import configure_process
     from mnist_ae.training.loop import fit
+
+    if os.environ.get(LOOK_ONCE):
+        cpu.LOOK_EVERY = 10**9
 
     count = configure_process()  # as stages/train.py does; fit's CpuTuning does the rest
     model_params, train_params = project_params([256], kind, epochs=10**6)
@@ -102,15 +114,17 @@ def worker(prepared: Path, seconds: float, kind: str | None) -> None:
 
 
 class Neighbours:
-    """``count`` CPU-bound processes, started before the block and killed after it."""
+    """``count`` CPU-bound processes, started before the block (busy ``delay`` seconds later) and
+    killed after it."""
 
-    def __init__(self, count: int) -> None:
-        self.count = count
+    def __init__(self, count: int, delay: float = 0.0) -> None:
+        self.count, self.delay = count, delay
         self.processes: list[subprocess.Popen] = []
 
     def __enter__(self) -> Neighbours:
-        self.processes = [subprocess.Popen([sys.executable, "-c", NEIGHBOUR]) for _ in range(self.count)]
-        time.sleep(0.5 if self.count else 0)  # running before the training starts
+        code = f"import time; time.sleep({self.delay})\n{NEIGHBOUR}" if self.delay else NEIGHBOUR
+        self.processes = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(self.count)]
+        time.sleep(0.5 if self.count and not self.delay else 0)  # running before the training starts
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -173,8 +187,8 @@ def measure(settings: dict[str, dict[str, str]], prepared: Path, seconds: float,
     """Batches/s per (setting, condition), and the background load per condition, in cores.
 
     Each condition's settings run back to back, in an order rotated at each repeat. A measurement
-    waits for a quiet machine first, and is taken again (twice at most) when other processes kept
-    more than ``QUIET_CORES`` busy while it ran.
+    waits for a quiet machine first (before its neighbours start), and is taken again (twice at most)
+    when other processes kept more than ``QUIET_CORES`` busy while it ran.
     """
     speeds: dict[tuple[str, str], list[float]] = {(s, c): [] for s in settings for c in _measured_in(s, conditions)}
     background: dict[str, list[float]] = {c: [] for c in conditions}
@@ -182,20 +196,22 @@ def measure(settings: dict[str, dict[str, str]], prepared: Path, seconds: float,
     for repeat in range(repeats):
         for condition in conditions:
             at_once = 2 if condition == "2 trainings at once" else 1
-            with Neighbours({"1 busy neighbour": 1, "2 busy neighbours": 2}.get(condition, 0)) as neighbours:
-                for label in labels[repeat % len(labels):] + labels[: repeat % len(labels)]:
-                    if (label, condition) not in speeds:
-                        continue
-                    for _ in range(3):
-                        deadline = time.monotonic() + QUIET_WAIT
-                        while background_cores(neighbours) > QUIET_CORES and time.monotonic() < deadline:
-                            pass
+            count = {"1 busy neighbour": 1, "2 busy neighbours": 2, MID_RUN: 1}.get(condition, 0)
+            for label in labels[repeat % len(labels):] + labels[: repeat % len(labels)]:
+                if (label, condition) not in speeds:
+                    continue
+                for _ in range(3):
+                    deadline = time.monotonic() + QUIET_WAIT
+                    while background_cores(Neighbours(0)) > QUIET_CORES and time.monotonic() < deadline:
+                        pass
+                    # Started afresh for each training: the one arriving mid-run arrives mid-run each time.
+                    with Neighbours(count, ARRIVES_AFTER if condition == MID_RUN else 0.0) as neighbours:
                         result, others = train_processes(settings[label], prepared, seconds, neighbours, at_once,
                                                          kind)
-                        if others <= QUIET_CORES:
-                            break
-                    speeds[label, condition].extend(result)
-                    background[condition].append(others)
+                    if others <= QUIET_CORES:
+                        break
+                speeds[label, condition].extend(result)
+                background[condition].append(others)
     return speeds, background
 
 
@@ -240,6 +256,8 @@ def contention_report(prepared: Path, seconds: float = 8.0, repeats: int = 1,
           + " | ".join(conditions) + " |")
     print("| --- |" + " --- |" * len(conditions))
     for label in settings:
+        if (label, "idle") not in median:  # the ceiling, where no condition needs it
+            continue
         idle = median[label, "idle"]
         cells = [f"{idle:.0f}"] + [f"{median[label, c]:.0f} ({median[label, c] / idle:.0%})" if (label, c) in median
                                    else "" for c in conditions[1:]]
@@ -277,10 +295,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="timed training per measurement")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--sweep", action="store_true", help="measure more thread and wait settings")
-    parser.add_argument("--conditions", nargs="*", choices=CONDITIONS[1:], default=CONDITIONS[1:],
+    parser.add_argument("--conditions", nargs="*", choices=[*CONDITIONS[1:], MID_RUN], default=CONDITIONS[1:],
                         help="besides idle, which is always measured")
     parser.add_argument("--kind", choices=sorted(FAMILIES), help="another family than params.yaml's (no targets)")
     parser.add_argument("--against", metavar="REV", help="also measure the train stage of this git revision")
+    parser.add_argument("--fixed-at-start", action="store_true",
+                        help="also measure the stage's policy with one look at the free cores, its first")
     default_kind = project_params([256])[0].kind
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -294,6 +314,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         if args.against:
             settings = {**settings, **revision_setting(args.against, Path(folder))}
+        if args.fixed_at_start:
+            settings = {**settings, **FIXED_AT_START}
         problems = contention_report(args.prepared, args.seconds, args.repeats, settings, ["idle", *args.conditions],
                                      kind)
     for problem in problems:

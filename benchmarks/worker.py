@@ -20,7 +20,6 @@ from mnist_ae.core.dataset import load_split
 from mnist_ae.models.families import build_model
 from mnist_ae.params import ModelParams, TrainParams
 from mnist_ae.training.loop import fit
-from mnist_ae.training.steps import PRECISIONS
 
 from .reference import fit_reference
 
@@ -35,6 +34,9 @@ def project_params(hidden: list[int], kind: str | None = None, **train: object) 
 
 
 def main() -> None:
+    # Here, not at the top: `contention --against REV` imports project_params under an older package.
+    from mnist_ae.training.steps import PRECISIONS
+
     parser = argparse.ArgumentParser()
     parser.add_argument("implementation", choices=["tutorial", "project"])
     parser.add_argument("--epochs", type=int, default=5)
