@@ -61,7 +61,7 @@ bench: install  ## time training and t-SNE against the tutorial versions, side b
 # even where they differ: the dependency hashes (data/models changes with any training param), the
 # creation time and the detail metrics (per class, mean-image baselines, the last epoch's step and
 # validation numbers but a VAE's KL, embed's sample size).
-EXP_SHOW_KEEP = ^(Experiment|train_loss|metrics/evaluate\.json:test_(mse|loss)|knn_accuracy_.*|probe_accuracy|(pixel_)?cluster_.*)$$
+EXP_SHOW_KEEP = ^(Experiment|train_loss|metrics/evaluate\.json:test_(mse|loss)|knn_accuracy_.*|probe_accuracy|(pixel_)?(cluster|manifold)_.*)$$
 EXP_SHOW_DROP = ^(Created|(src|stages|data)/.*|requirements\.lock|baseline_.*|test_mse_per_class\..*|step|size|val_(loss|mse|reconstruction)|train_mse)$$
 exp-show: install  ## dvc exp show: the params that differ between experiments, and the headline metrics (ARGS=--md)
 	dvc exp show --only-changed --drop '$(EXP_SHOW_DROP)' --keep '$(EXP_SHOW_KEEP)' $(ARGS)

@@ -25,9 +25,9 @@ import sys
 import yaml
 
 # Largest difference accepted between a metric and its committed value, by a part of the metric's
-# name: accuracies and clustering scores (k-NN, the probe, k-means; a few images more or less on
-# another CPU), and the objective's terms, summed over an image's 784 pixels rather than averaged.
-TOLERANCES = {"accuracy": 0.02, "cluster_": 0.02, "val_reconstruction": 0.05, "val_kl": 0.05}
+# name: accuracies and clustering scores (k-NN, the probe, k-means, the manifold's; a few images more
+# or less on another CPU), and the objective's terms, summed over an image's 784 pixels rather than averaged.
+TOLERANCES = {"accuracy": 0.02, "cluster_": 0.02, "manifold_": 0.02, "val_reconstruction": 0.05, "val_kl": 0.05}
 DEFAULT_TOLERANCE = 0.001  # MSEs and losses: far above the drift another CPU brings (docs/reproducibility.md)
 # Not measurements: dvclive's epoch counter follows train.epochs, which the dvc.lock check covers.
 NOT_METRICS = {"step"}

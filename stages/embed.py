@@ -1,7 +1,7 @@
 """Stage 4: what the codes are good for. t-SNE of the codes of a seeded training subset, plotted by
 class and scored by k-NN; a linear probe from the training codes to the test labels; k-means on the
-codes of every image, beside the pixels' (the pixel_baseline stage). Reads the codes the evaluate
-stage wrote: no model to run."""
+codes of every image and, with embed.manifold, a mixture in their UMAP embedding, each beside the
+pixels' (the pixel_baseline stage). Reads the codes the evaluate stage wrote: no model to run."""
 
 import pandas as pd
 
@@ -9,7 +9,7 @@ from mnist_ae.core import paths
 from mnist_ae.core.atomic import save_figure, write_json, write_table
 from mnist_ae.core.codes import load_codes
 from mnist_ae.core.errors import run_stage
-from mnist_ae.embedding.downstream import cluster_scores, probe_accuracy
+from mnist_ae.embedding.downstream import cluster_scores, manifold_scores, probe_accuracy
 from mnist_ae.embedding.figures import tsne_figure
 from mnist_ae.embedding.tsne import embed_subset, embedding_metrics, knn_predictions
 from mnist_ae.params import load_params
@@ -20,11 +20,15 @@ def main() -> None:
     codes, embed = load_codes(paths.CODES), params.embed
     train, names = codes.splits["train"], codes.classes
     embedding = embed_subset(train, embed.size, embed.seed, embed.perplexity, embed.method)
-    metrics = embedding_metrics(embedding, embed.neighbors)
+    predicted = knn_predictions(embedding.codes, embedding.labels, embed.neighbors)
+    metrics = embedding_metrics(embedding, predicted, embed.neighbors)
     if embed.probe:
         metrics["probe_accuracy"] = round(probe_accuracy(train, codes.splits["test"]), 4)
     every = codes.every_image()
     metrics |= cluster_scores(every.codes, every.labels, embed.clusters, embed.cluster_seed)
+    if embed.manifold:
+        metrics |= manifold_scores(every.codes, every.labels, embed.clusters, embed.cluster_seed,
+                                   embed.manifold_dim, embed.manifold_neighbors)
     print(", ".join(f"{name} {value}" for name, value in metrics.items()))
 
     code_dim = embedding.codes.shape[1]
@@ -33,7 +37,6 @@ def main() -> None:
     classes = [names[label] for label in embedding.labels]
     write_table(paths.TSNE_POINTS, pd.DataFrame({"x": embedding.points[:, 0], "y": embedding.points[:, 1],
                                                  "label": embedding.labels, "class": classes}), float_format="%.3f")
-    predicted = knn_predictions(embedding.codes, embedding.labels, embed.neighbors)
     write_table(paths.CONFUSION, pd.DataFrame({"actual": classes, "predicted": [names[p] for p in predicted]}))
     write_json(paths.EMBED_METRICS, {"size": embed.size, **metrics})
 

@@ -30,7 +30,7 @@ def main() -> None:
     check_precision(device, params.train.precision)
     if needs_torchrun(params.train.nproc):
         sys.exit(relaunch_with_torchrun(params.train.nproc, __file__, device))
-    make_deterministic()
+    make_deterministic(device)
     # Read before joining the group: a rank that cannot start fails alone and at once, rather than
     # leaving the others waiting for it.
     train, validation = load_split(paths.PREPARED, "train"), load_split(paths.PREPARED, "validation")

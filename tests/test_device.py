@@ -1,8 +1,10 @@
+import os
+
 import pytest
 import torch
 
 from mnist_ae.core.errors import UserError
-from mnist_ae.training.device import select_device
+from mnist_ae.training.device import make_deterministic, select_device
 
 
 def _machine(monkeypatch: pytest.MonkeyPatch, cuda: bool, mps: bool) -> None:
@@ -36,3 +38,20 @@ def test_absent_device_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, device:
     with pytest.raises(UserError, match=f"train.device is '{device}' but no such device is available here; "
                                         "use 'auto' or 'cpu'"):
         select_device(device)
+
+
+@pytest.mark.parametrize(("device", "switched_on"), [("cpu", False), ("cuda", True), ("mps", True)])
+def test_the_determinism_switch_is_set_off_the_cpu_only(monkeypatch: pytest.MonkeyPatch, device: str,
+                                                        switched_on: bool) -> None:
+    """Off the CPU torch warns about nondeterministic ops and cuBLAS needs a fixed workspace; on the
+    CPU the switch does nothing for this pipeline's ops and costs the import of torch's compiler."""
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    was_on = torch.are_deterministic_algorithms_enabled()
+    was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        torch.use_deterministic_algorithms(False)
+        make_deterministic(torch.device(device))
+        assert torch.are_deterministic_algorithms_enabled() is switched_on
+        assert ("CUBLAS_WORKSPACE_CONFIG" in os.environ) is switched_on
+    finally:
+        torch.use_deterministic_algorithms(was_on, warn_only=was_warn_only)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -12,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from helpers import venv_env
 from mnist_ae.core.codes import Codes, CodeSet, load_codes, save_codes
 from mnist_ae.core.dataset import SPLITS, load_split
 from mnist_ae.core.errors import UserError
-from mnist_ae.embedding.downstream import cluster, cluster_scores, matched_accuracy, probe_accuracy
+from mnist_ae.embedding.downstream import cluster, cluster_scores, manifold_scores, matched_accuracy, probe_accuracy
 
 
 def brute_force_accuracy(labels: np.ndarray, clusters: np.ndarray) -> float:
@@ -53,6 +55,25 @@ def test_cluster_scores_see_separated_and_random_features() -> None:
     assert np.array_equal(cluster(features, 10, seed=3), cluster(features, 10, seed=3))  # seeded
 
 
+@pytest.mark.slow  # numba compiles UMAP's functions: a minute, the first time on a machine
+def test_the_manifold_clustering_finds_classes_k_means_cannot() -> None:
+    """Two rings around one centre, and a blob: k-means cuts the rings into wedges, the manifold's
+    neighbours follow them round. Seeded: the same clusters again."""
+    rng = np.random.default_rng(0)
+    angles = rng.uniform(0, 2 * np.pi, 600)
+    labels = np.repeat(np.arange(3), 200)
+    radius = np.array([1.0, 4.0, 0.0])[labels]
+    features = np.stack([radius * np.cos(angles), radius * np.sin(angles)], axis=1) + rng.normal(scale=0.1,
+                                                                                                    size=(600, 2))
+    features[labels == 2] += [8.0, 8.0]
+    manifold = manifold_scores(features, labels, clusters=3, seed=0, dim=2, neighbors=15)
+    assert manifold == {"manifold_accuracy": 1.0, "manifold_nmi": 1.0, "manifold_ari": 1.0}
+    assert cluster_scores(features, labels, clusters=3, seed=0)["cluster_accuracy"] < 0.9
+    noise = manifold_scores(rng.normal(size=(600, 2)), labels, clusters=3, seed=0, dim=2, neighbors=15)
+    assert noise["manifold_accuracy"] < 0.5
+    assert manifold_scores(features, labels, clusters=3, seed=0, dim=2, neighbors=15) == manifold
+
+
 def test_the_probe_reads_the_class_from_codes_it_was_not_fitted_on() -> None:
     features, labels = _blobs(400, 16, seed=0)
     test_features, test_labels = _blobs(200, 16, seed=1)
@@ -65,6 +86,8 @@ def test_too_few_images_or_classes_is_a_user_error() -> None:
     features, labels = _blobs(8, 4, seed=0)
     with pytest.raises(UserError, match=r"embed\.clusters is 10 but there are only 8 images to cluster"):
         cluster_scores(features, labels, clusters=10, seed=0)
+    with pytest.raises(UserError, match=r"the manifold clustering needs more than 20 images .*: there are 8"):
+        manifold_scores(features, labels, clusters=3, seed=0, dim=2, neighbors=20)
     one_class = Codes(features, np.zeros(8, dtype=np.int64))
     with pytest.raises(UserError, match="the linear probe needs a training split of two classes or more"):
         probe_accuracy(one_class, Codes(features, labels))
@@ -102,3 +125,36 @@ def test_the_pixel_baseline_is_k_means_on_every_pixel(project_copy: Path) -> Non
     subprocess.run([sys.executable, "stages/pixel_baseline.py"], cwd=project_copy, env=venv_env(), check=True,
                    capture_output=True)
     assert json.loads((project_copy / "metrics/pixel_baseline.json").read_text()) == baseline  # seeded
+
+
+@pytest.mark.slow
+def test_the_manifold_clustering_runs_on_codes_and_on_pixels_alike(project_copy: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """embed.manifold on: the embed stage clusters the codes of every image, the pixel baseline every
+    image's pixels, all three splits, through the same step with the same settings. The step is
+    replaced by a recorder (the small dataset clusters perfectly whatever the input, so scores could
+    not tell a wrong input); the real step is tested on its own above."""
+    params = yaml.safe_load((project_copy / "params.yaml").read_text())
+    params["embed"].update(manifold=True, manifold_dim=3, manifold_neighbors=7)
+    (project_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    monkeypatch.chdir(project_copy)
+    calls = {}
+    for stage in ("pixel_baseline", "embed"):
+        script = runpy.run_path(str(project_copy / "stages" / f"{stage}.py"))
+
+        def recorder(features: np.ndarray, labels: np.ndarray, *settings: int, stage: str = stage) -> dict:
+            calls[stage] = (features, labels, settings)
+            return {"manifold_accuracy": 0.5}
+
+        script["main"].__globals__["manifold_scores"] = recorder
+        script["main"]()
+    splits = [load_split(project_copy / "data/prepared", name) for name in SPLITS]
+    images = torch.cat([split.images for split in splits]).numpy()
+    labels = torch.cat([split.labels for split in splits]).numpy()
+    codes = load_codes(project_copy / "data/codes.npz").every_image()
+    settings = (10, 0, 3, 7)  # clusters, seed, dim, neighbors
+    assert np.array_equal(calls["pixel_baseline"][0], images) and np.array_equal(calls["pixel_baseline"][1], labels)
+    assert np.array_equal(calls["embed"][0], codes.codes) and np.array_equal(calls["embed"][1], labels)
+    assert calls["pixel_baseline"][2] == calls["embed"][2] == settings
+    assert json.loads((project_copy / "metrics/pixel_baseline.json").read_text())["pixel_manifold_accuracy"] == 0.5
+    assert json.loads((project_copy / "metrics/embed.json").read_text())["manifold_accuracy"] == 0.5

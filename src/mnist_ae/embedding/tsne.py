@@ -6,17 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import cross_val_predict, cross_val_score
+from sklearn.model_selection import cross_val_predict
 from sklearn.neighbors import KNeighborsClassifier
 
 from ..core.codes import Codes
 from ..core.errors import UserError
 from . import CV_FOLDS
-
-# openTSNE's FFT grid: 2 intervals per unit of embedding rather than 1 makes the grid 4x smaller once
-# the clusters spread out, and the FFT over it each iteration that much cheaper, at the same k-NN
-# accuracy (``make bench`` prints both, the time and the accuracy).
-OPENTSNE_INTS_IN_INTERVAL = 2
 
 
 @dataclass(frozen=True)
@@ -34,17 +29,30 @@ def sample_indices(n_samples: int, size: int, seed: int) -> np.ndarray:
 
 
 def run_tsne(codes: np.ndarray, method: str, perplexity: float, seed: int) -> np.ndarray:
-    """2-D t-SNE of ``codes``: openTSNE's FFT-accelerated version, or scikit-learn's Barnes-Hut one."""
+    """2-D t-SNE of ``codes``: openTSNE's, or scikit-learn's Barnes-Hut one."""
     if method == "opentsne":
-        from openTSNE import TSNE
-
-        tsne = TSNE(perplexity=perplexity, random_state=seed, n_jobs=-1, ints_in_interval=OPENTSNE_INTS_IN_INTERVAL)
-        return np.asarray(tsne.fit(codes))
+        return _opentsne(codes, perplexity, seed)
     if method == "sklearn":
         from sklearn.manifold import TSNE
 
         return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(codes)
     raise ValueError(f"unknown t-SNE method {method!r}; use opentsne or sklearn")
+
+
+def _opentsne(codes: np.ndarray, perplexity: float, seed: int) -> np.ndarray:
+    """openTSNE with its neighbours found exactly (scikit-learn's trees), not approximately (Annoy):
+    faster on codes at 2,000 and 10,000 points alike. Its gradient stays its own choice: Barnes-Hut
+    below 10,000 points, FFT from there, the faster at each size (docs/performance.md)."""
+    from openTSNE import TSNE
+    from openTSNE.affinity import PerplexityBasedNN
+    from openTSNE.nearest_neighbors import Sklearn
+
+    # The exact index is built here and handed over, as openTSNE's neighbors="exact" would build it:
+    # choosing an index itself, openTSNE imports every candidate it finds installed, pynndescent (and
+    # numba, umap-learn's) among them, imports that every experiment would pay for nothing.
+    index = Sklearn(codes, k=min(len(codes) - 1, int(3 * perplexity)), n_jobs=-1, random_state=seed)
+    affinities = PerplexityBasedNN(perplexity=perplexity, knn_index=index, n_jobs=-1, random_state=seed)
+    return np.asarray(TSNE(perplexity=perplexity, random_state=seed, n_jobs=-1).fit(codes, affinities=affinities))
 
 
 def embed_subset(train: Codes, size: int, seed: int, perplexity: float, method: str = "opentsne") -> Embedding:
@@ -54,20 +62,21 @@ def embed_subset(train: Codes, size: int, seed: int, perplexity: float, method: 
     return Embedding(codes, run_tsne(codes, method, perplexity, seed), train.labels[index])
 
 
-def knn_accuracy(features: np.ndarray, labels: np.ndarray, neighbors: int) -> float:
-    """Cross-validated accuracy of a k-NN classifier: how well the features separate the digits."""
-    classifier = KNeighborsClassifier(n_neighbors=neighbors)
-    return float(cross_val_score(classifier, features, labels, cv=CV_FOLDS).mean())
-
-
 def knn_predictions(features: np.ndarray, labels: np.ndarray, neighbors: int) -> np.ndarray:
-    """Each point's class as predicted by a k-NN classifier fitted on the other folds: the
-    confusion matrix's input. ``cv=CV_FOLDS`` gives the same stratified folds as ``knn_accuracy``."""
+    """Each point's class as predicted by a k-NN classifier fitted on the other (stratified) folds:
+    the confusion matrix's input, and the accuracy's."""
     return cross_val_predict(KNeighborsClassifier(n_neighbors=neighbors), features, labels, cv=CV_FOLDS)
 
 
-def embedding_metrics(embedding: Embedding, neighbors: int) -> dict[str, float]:
+def knn_accuracy(features: np.ndarray, labels: np.ndarray, neighbors: int) -> float:
+    """Cross-validated accuracy of a k-NN classifier: how well the features separate the digits."""
+    return float(np.mean(knn_predictions(features, labels, neighbors) == labels))
+
+
+def embedding_metrics(embedding: Embedding, predicted: np.ndarray, neighbors: int) -> dict[str, float]:
+    """The k-NN accuracies of the codes (from their cross-validated ``predicted`` classes, also the
+    confusion matrix's: computed once) and of the 2-D embedding."""
     return {
-        "knn_accuracy_codes": round(knn_accuracy(embedding.codes, embedding.labels, neighbors), 4),
+        "knn_accuracy_codes": round(float(np.mean(predicted == embedding.labels)), 4),
         "knn_accuracy_tsne": round(knn_accuracy(embedding.points, embedding.labels, neighbors), 4),
     }

@@ -45,9 +45,12 @@ def check_precision(device: torch.device, precision: str) -> None:
                         f"float32 here; use 'fp32'")
 
 
-def make_deterministic() -> None:
+def make_deterministic(device: torch.device) -> None:
     """Same params, same data, same machine: same bits. On the CPU every op used is deterministic
-    already; elsewhere torch warns about any op that is not. cuBLAS reorders its sums between runs
-    unless its workspace is fixed, read when CUDA's first matrix product runs: set before it."""
+    already, and torch's switch would import its compiler for nothing; elsewhere
+    torch warns about any op that is not. cuBLAS reorders its sums between runs unless its workspace
+    is fixed, read when CUDA's first matrix product runs: set before it."""
+    if device.type == "cpu":
+        return
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=True)
