@@ -66,7 +66,7 @@ class FusedMLPStep:
         self.flat = torch.empty(sum(sizes), device=device)  # float32 master weights
         self.flat.grad = torch.zeros_like(self.flat)
         # Adam's state, for torch's own fused kernel through its functional form: an Optimizer object
-        # would run the same kernel, but its constructor imports torch's compiler stack (about a second).
+        # would run the same kernel, but its constructor imports torch's compiler stack, for nothing here.
         self.exp_avg, self.exp_avg_sq = torch.zeros_like(self.flat), torch.zeros_like(self.flat)
         self.adam_steps = torch.zeros((), device=device)
         self.lr = lr
