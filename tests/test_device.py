@@ -45,7 +45,8 @@ def test_the_determinism_switch_is_set_off_the_cpu_only(monkeypatch: pytest.Monk
                                                         switched_on: bool) -> None:
     """Off the CPU torch warns about nondeterministic ops and cuBLAS needs a fixed workspace; on the
     CPU the switch does nothing for this pipeline's ops and costs the import of torch's compiler."""
-    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", "x")  # so that teardown restores what was there before
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG")
     was_on = torch.are_deterministic_algorithms_enabled()
     was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     try:

@@ -98,7 +98,7 @@ class EmbedParams(Strict):
     probe: bool  # the linear probe: a logistic regression from the training codes to the test labels
     clusters: int = Field(ge=2)  # k of k-means, on the codes and on the pixels (the pixel_baseline stage)
     cluster_seed: int = Field(ge=0, le=MAX_EMBED_SEED)  # k-means' seed (scikit-learn's random_state)
-    manifold: bool  # also cluster in a UMAP embedding, codes and pixels (N2D's recipe): minutes more
+    manifold: bool  # also cluster in a UMAP embedding, codes and pixels (N2D's recipe): its cost in docs/models.md
     manifold_dim: int = Field(ge=1)  # UMAP's n_components
     manifold_neighbors: int = Field(ge=2)  # UMAP's n_neighbors
 

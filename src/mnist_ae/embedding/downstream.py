@@ -31,7 +31,8 @@ MANIFOLD_MIN_DIST = 0.0  # N2D's: UMAP packs close points together, which suits 
 # k-means restarts from this many seeded k-means++ starts and keeps the tightest: one start's
 # accuracy swings by several points with the seed.
 KMEANS_STARTS = 10
-# Newton-CG: on standardised codes it converges in a few iterations, to L-BFGS's accuracy in half its time.
+# Newton-CG: on standardised codes it converges in a few iterations, to L-BFGS's accuracy, faster
+# (docs/performance.md).
 PROBE_SOLVER, PROBE_ITERATIONS = "newton-cg", 1000
 
 
@@ -62,7 +63,7 @@ def matched_accuracy(labels: np.ndarray, clusters: np.ndarray) -> float:
     return float(counts[rows, columns].sum() / len(labels))
 
 
-def scores(labels: np.ndarray, assigned: np.ndarray, prefix: str) -> dict[str, float]:
+def clustering_scores(labels: np.ndarray, assigned: np.ndarray, prefix: str) -> dict[str, float]:
     """A clustering's matched accuracy, NMI and ARI against ``labels``, named ``{prefix}_accuracy``..."""
     return {
         f"{prefix}_accuracy": round(matched_accuracy(labels, assigned), 4),
@@ -73,7 +74,7 @@ def scores(labels: np.ndarray, assigned: np.ndarray, prefix: str) -> dict[str, f
 
 def cluster_scores(features: np.ndarray, labels: np.ndarray, clusters: int, seed: int) -> dict[str, float]:
     """k-means on ``features``, scored against ``labels``."""
-    return scores(labels, cluster(features, clusters, seed), "cluster")
+    return clustering_scores(labels, cluster(features, clusters, seed), "cluster")
 
 
 def manifold_cluster(features: np.ndarray, clusters: int, seed: int, dim: int, neighbors: int) -> np.ndarray:
@@ -102,4 +103,4 @@ def manifold_cluster(features: np.ndarray, clusters: int, seed: int, dim: int, n
 def manifold_scores(features: np.ndarray, labels: np.ndarray, clusters: int, seed: int, dim: int,
                     neighbors: int) -> dict[str, float]:
     """The manifold clustering of ``features``, scored against ``labels``."""
-    return scores(labels, manifold_cluster(features, clusters, seed, dim, neighbors), "manifold")
+    return clustering_scores(labels, manifold_cluster(features, clusters, seed, dim, neighbors), "manifold")

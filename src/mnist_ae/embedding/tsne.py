@@ -48,8 +48,8 @@ def _opentsne(codes: np.ndarray, perplexity: float, seed: int) -> np.ndarray:
     from openTSNE.nearest_neighbors import Sklearn
 
     # The exact index is built here and handed over, as openTSNE's neighbors="exact" would build it:
-    # choosing an index itself, openTSNE imports every candidate it finds installed, pynndescent (and
-    # numba, umap-learn's) among them, imports that every experiment would pay for nothing.
+    # choosing an index itself, openTSNE imports pynndescent (and with it numba) where it is installed,
+    # as umap-learn installs it: imports every experiment would pay for nothing.
     index = Sklearn(codes, k=min(len(codes) - 1, int(3 * perplexity)), n_jobs=-1, random_state=seed)
     affinities = PerplexityBasedNN(perplexity=perplexity, knn_index=index, n_jobs=-1, random_state=seed)
     return np.asarray(TSNE(perplexity=perplexity, random_state=seed, n_jobs=-1).fit(codes, affinities=affinities))
@@ -69,13 +69,16 @@ def knn_predictions(features: np.ndarray, labels: np.ndarray, neighbors: int) ->
 
 
 def knn_accuracy(features: np.ndarray, labels: np.ndarray, neighbors: int) -> float:
-    """Cross-validated accuracy of a k-NN classifier: how well the features separate the digits."""
+    """Cross-validated accuracy of a k-NN classifier (the share of all points its folds predict right):
+    how well the features separate the digits."""
     return float(np.mean(knn_predictions(features, labels, neighbors) == labels))
 
 
 def embedding_metrics(embedding: Embedding, predicted: np.ndarray, neighbors: int) -> dict[str, float]:
     """The k-NN accuracies of the codes (from their cross-validated ``predicted`` classes, also the
     confusion matrix's: computed once) and of the 2-D embedding."""
+    if predicted.shape != embedding.labels.shape:
+        raise ValueError(f"{predicted.shape[0]} predictions for {embedding.labels.shape[0]} points")
     return {
         "knn_accuracy_codes": round(float(np.mean(predicted == embedding.labels)), 4),
         "knn_accuracy_tsne": round(knn_accuracy(embedding.points, embedding.labels, neighbors), 4),

@@ -93,7 +93,7 @@ def same_bits_at_every_thread_count(model: AutoEncoder, config: TrainParams, dat
 
 
 class NoTuning:
-    """The hook off the CPU: nothing around the steps."""
+    """The hook off the CPU (and the interface of ``CpuTuning``): nothing around the steps."""
 
     def __enter__(self) -> NoTuning:
         return self
@@ -109,10 +109,9 @@ class NoTuning:
 
 
 class CpuTuning(NoTuning):
-    """Around each window of steps on the CPU: denormals flushed; after the first and every
-    ``LOOK_EVERY`` windows, with ``free_cores``, the thread count set to the cores the other
-    processes left free. ``one_thread``: the run's bits depend on the count, so it trains on one.
-    Entering applies the choice; leaving restores the count the process had."""
+    """Around each window of steps on the CPU: denormals flushed, then (after the first and every
+    ``LOOK_EVERY`` windows, with ``free_cores``) as many threads as cores the other processes left
+    free. ``one_thread``: the run's bits depend on the count, so it trains on one."""
 
     def __init__(self, one_thread: bool = False, free_cores: FreeCores | None = None) -> None:
         self.one_thread, self.free_cores = one_thread, free_cores

@@ -1,25 +1,10 @@
-"""A training step for the ``mlp`` family on the MSE loss, written out by hand: where the speed lives.
-
-For batches of 32 on a CPU, autograd's graph building, the per-step allocations and the optimizer's
-per-tensor bookkeeping cost as much as the arithmetic. This step does the same maths as autograd
-and ``torch.optim.Adam`` with every buffer allocated once:
-
-- the forward and backward passes of any chain of Linear layers with ReLU (or nothing) between
-  them and a Sigmoid at the end, trained on the MSE loss, go into preallocated ``out=`` tensors;
-- every weight and bias lives in one flat tensor (and every gradient in another), so fused Adam
-  updates the whole model in one kernel; the first weight is kept transposed, which makes its
-  gradient product write a tall matrix, the layout the CPU's matrix kernels are fastest at;
-- the loss stays on the device, so nothing waits for it.
-
-It trains its own copy of the weights and writes them back into the model on ``sync_model()``,
-so the model and the checkpoint code never see its layout. It is exact only for what it writes
-out, so it declares those (family, loss) pairs in ``IMPLEMENTS``; every other pair, a model of the
-family with another layer in it, and DDP train through ``steps.AutogradStep``, and ``steps.STEPS``
-takes it on the CPU alone, where it was measured. ``tests/test_train.py`` checks its gradients and
-Adam steps against autograd's for several depths, in both precisions.
-
-With ``dtype=torch.bfloat16`` the matrix products and activations run in bfloat16 while the
-master weights, Adam and the loss stay in float32 (mixed precision, as ``torch.autocast`` does).
+"""A training step for the ``mlp`` family on the MSE loss, written out by hand: where the CPU's speed
+lives. It does autograd's and fused ``torch.optim.Adam``'s maths with every buffer allocated once,
+every weight in one flat tensor and the loss left on the device (docs/performance.md, "What makes
+training fast"), on its own copy of the weights, written back into the model by ``sync_model()``.
+``tests/test_train.py`` checks it against autograd for several depths. In bf16 the products and
+activations run in bfloat16; the master weights, Adam and the loss stay in float32, as under
+``torch.autocast``.
 """
 
 from __future__ import annotations
@@ -33,11 +18,9 @@ from torch.optim.adam import adam
 from ..models.base import AutoEncoder
 from ..models.mlp import MLP
 
-# The (model.kind, train.loss) pairs whose forward, loss and backward this module writes out.
+# The (model.kind, train.loss) pairs whose forward, loss and backward this module writes out, and
+# the methods it writes out in place of the model's own: MLP must keep AutoEncoder's.
 IMPLEMENTS = {(MLP.kind, "mse")}
-
-
-# What this step writes out in place of the model's own: MLP must keep AutoEncoder's.
 WRITTEN_OUT = ("forward", "objective", "objective_terms", "combine")
 
 
@@ -95,19 +78,17 @@ class FusedMLPStep:
         if self.mixed:
             self.flat_low.copy_(self.flat)
         widths = [layers[0][0].in_features] + [linear.out_features for linear, _ in layers]
-        self.buffers = _Buffers.allocate(max_batch, widths, dtype, device)
-        self.short_buffers: _Buffers | None = None  # views for a short last batch, made when first needed
+        # Per batch size: the full batch's buffers, and views of their first rows for a short last batch.
+        self.buffers = {max_batch: _Buffers.allocate(max_batch, widths, dtype, device)}
+        self.max_batch = max_batch
 
     @torch.no_grad()
     def __call__(self, data: torch.Tensor, index: torch.Tensor, loss_out: torch.Tensor) -> None:
         """Train on ``data[index]``; the batch's sum of squared errors goes to ``loss_out`` (float32)."""
         n = len(index)
-        if n == self.buffers.n:
-            buffers = self.buffers
-        else:
-            if self.short_buffers is None or self.short_buffers.n != n:
-                self.short_buffers = self.buffers.first(n)
-            buffers = self.short_buffers
+        if n not in self.buffers:
+            self.buffers[n] = self.buffers[self.max_batch].first(n)
+        buffers = self.buffers[n]
         acts, grads = buffers.acts, buffers.grads
         torch.index_select(data, 0, index, out=buffers.target)
         if self.mixed:

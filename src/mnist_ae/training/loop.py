@@ -1,11 +1,8 @@
 """Fit an auto-encoder with Adam on its objective: one loop for every family, loss, precision,
-device and rank count.
-
-The whole split sits in memory on the device and batches are gathered by index from one seeded
-permutation per epoch (a per-sample ``DataLoader`` spends most of its time collating 32 tensors).
-Each step's loss stays on the device; the loop looks at the losses once a window of
-``CHECK_EVERY`` steps, for the progress bar and the divergence check, so the device never waits
-for the host. What a step does: ``steps.py``; the CPU's threads and denormals: ``cpu.py``.
+device and rank count. The split sits in memory on the device, batches are gathered by index (a
+per-sample ``DataLoader`` spends most of its time collating), and the losses are looked at once a
+window of ``CHECK_EVERY`` steps, so the device never waits for the host. What a step does:
+``steps.py``; the CPU's threads and denormals: ``cpu.py``.
 """
 
 from __future__ import annotations
