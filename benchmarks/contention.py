@@ -86,13 +86,12 @@ def worker(prepared: Path, seconds: float, kind: str | None) -> None:
     from mnist_ae.core.dataset import load_split
     from mnist_ae.models.families import build_model
     from mnist_ae.training import cpu
-    from mnist_ae.training.cpu import configure_process
     from mnist_ae.training.loop import fit
 
     if os.environ.get(LOOK_ONCE):
         cpu.LOOK_EVERY = 10**9
 
-    count = configure_process()  # as stages/train.py does; fit's CpuTuning does the rest
+    count = cpu.configure_process()  # as stages/train.py does; fit's CpuTuning does the rest
     model_params, train_params = project_params([256], kind, epochs=10**6)
     images = load_split(prepared, "train").images[: STEPS_PER_EPOCH * train_params.batch_size]
     model = build_model(model_params, seed=0)
@@ -152,11 +151,11 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def background_cores(neighbours: Neighbours, seconds: float = 1.0) -> float:
-    """How many cores processes other than ours keep busy now, over ``seconds``."""
-    start = busy_cpu_seconds() - neighbours.cpu_seconds()
+def background_cores(seconds: float = 1.0) -> float:
+    """How many cores other processes keep busy now, over ``seconds`` (none of ours runs then)."""
+    start = busy_cpu_seconds()
     time.sleep(seconds)
-    return (busy_cpu_seconds() - neighbours.cpu_seconds() - start) / seconds
+    return (busy_cpu_seconds() - start) / seconds
 
 
 def train_processes(env: dict[str, str], prepared: Path, seconds: float, neighbours: Neighbours,
@@ -202,7 +201,7 @@ def measure(settings: dict[str, dict[str, str]], prepared: Path, seconds: float,
                     continue
                 for _ in range(3):
                     deadline = time.monotonic() + QUIET_WAIT
-                    while background_cores(Neighbours(0)) > QUIET_CORES and time.monotonic() < deadline:
+                    while background_cores() > QUIET_CORES and time.monotonic() < deadline:
                         pass
                     # Started afresh for each training: the one arriving mid-run arrives mid-run each time.
                     with Neighbours(count, ARRIVES_AFTER if condition == MID_RUN else 0.0) as neighbours:

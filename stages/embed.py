@@ -9,7 +9,7 @@ from mnist_ae.core import paths
 from mnist_ae.core.atomic import save_figure, write_json, write_table
 from mnist_ae.core.codes import load_codes
 from mnist_ae.core.errors import run_stage
-from mnist_ae.embedding.downstream import cluster_scores, manifold_scores, probe_accuracy
+from mnist_ae.embedding.downstream import clustering_metrics, probe_accuracy
 from mnist_ae.embedding.figures import tsne_figure
 from mnist_ae.embedding.tsne import embed_subset, embedding_metrics, knn_predictions
 from mnist_ae.params import load_params
@@ -25,10 +25,7 @@ def main() -> None:
     if embed.probe:
         metrics["probe_accuracy"] = round(probe_accuracy(train, codes.splits["test"]), 4)
     every = codes.every_image()
-    metrics |= cluster_scores(every.codes, every.labels, embed.clusters, embed.cluster_seed)
-    if embed.manifold:
-        metrics |= manifold_scores(every.codes, every.labels, embed.clusters, embed.cluster_seed,
-                                   embed.manifold_dim, embed.manifold_neighbors)
+    metrics |= clustering_metrics(every.codes, every.labels, embed)
     print(", ".join(f"{name} {value}" for name, value in metrics.items()))
 
     code_dim = embedding.codes.shape[1]

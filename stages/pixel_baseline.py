@@ -8,7 +8,7 @@ from mnist_ae.core import paths
 from mnist_ae.core.atomic import write_json
 from mnist_ae.core.dataset import SPLITS, load_split
 from mnist_ae.core.errors import run_stage
-from mnist_ae.embedding.downstream import cluster_scores, manifold_scores
+from mnist_ae.embedding.downstream import clustering_metrics
 from mnist_ae.params import load_params
 
 
@@ -17,11 +17,7 @@ def main() -> None:
     splits = [load_split(paths.PREPARED, name) for name in SPLITS]
     images = torch.cat([split.images for split in splits]).numpy()
     labels = torch.cat([split.labels for split in splits]).numpy()
-    embed = params.embed
-    scores = cluster_scores(images, labels, embed.clusters, embed.cluster_seed)
-    if embed.manifold:
-        scores |= manifold_scores(images, labels, embed.clusters, embed.cluster_seed, embed.manifold_dim,
-                                  embed.manifold_neighbors)
+    scores = clustering_metrics(images, labels, params.embed)
     print(f"the pixels of {len(labels):,} images: " + ", ".join(f"{k} {v}" for k, v in scores.items()))
     write_json(paths.PIXEL_BASELINE, {f"pixel_{name}": value for name, value in scores.items()})
 

@@ -19,6 +19,7 @@ from helpers import venv_env
 from mnist_ae.core.codes import Codes, CodeSet, load_codes, save_codes
 from mnist_ae.core.dataset import SPLITS, load_split
 from mnist_ae.core.errors import UserError
+from mnist_ae.embedding import downstream
 from mnist_ae.embedding.downstream import cluster, cluster_scores, manifold_scores, matched_accuracy, probe_accuracy
 
 
@@ -146,7 +147,7 @@ def test_the_manifold_clustering_runs_on_codes_and_on_pixels_alike(project_copy:
             calls[stage] = (features, labels, settings)
             return {"manifold_accuracy": 0.5}
 
-        script["main"].__globals__["manifold_scores"] = recorder
+        monkeypatch.setattr(downstream, "manifold_scores", recorder)
         script["main"]()
     splits = [load_split(project_copy / "data/prepared", name) for name in SPLITS]
     images = torch.cat([split.images for split in splits]).numpy()

@@ -26,6 +26,7 @@ from sklearn.preprocessing import StandardScaler
 
 from ..core.codes import Codes
 from ..core.errors import UserError
+from ..params import EmbedParams
 
 MANIFOLD_MIN_DIST = 0.0  # N2D's: UMAP packs close points together, which suits clustering, not pictures
 # k-means restarts from this many seeded k-means++ starts and keeps the tightest: one start's
@@ -104,3 +105,14 @@ def manifold_scores(features: np.ndarray, labels: np.ndarray, clusters: int, see
                     neighbors: int) -> dict[str, float]:
     """The manifold clustering of ``features``, scored against ``labels``."""
     return clustering_scores(labels, manifold_cluster(features, clusters, seed, dim, neighbors), "manifold")
+
+
+def clustering_metrics(features: np.ndarray, labels: np.ndarray, embed: EmbedParams) -> dict[str, float]:
+    """k-means and, with ``embed.manifold``, the manifold clustering of ``features``, scored against
+    ``labels``: one function for the codes (the embed stage) and the pixels (pixel_baseline), so that
+    the baseline always goes through the very steps the codes do."""
+    scores = cluster_scores(features, labels, embed.clusters, embed.cluster_seed)
+    if embed.manifold:
+        scores |= manifold_scores(features, labels, embed.clusters, embed.cluster_seed, embed.manifold_dim,
+                                  embed.manifold_neighbors)
+    return scores
