@@ -4,7 +4,7 @@ PYTHON ?= python3
 # DVC runs each stage's `python ...` through the shell: put the venv first on PATH so it is ours.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install lint lock repro check-repro test test-fast bench exp-show clean
+.PHONY: install lint lock repro check-repro test test-fast bench exp-show compare noise-floor clean
 
 install: $(VENV)/.installed
 
@@ -61,10 +61,22 @@ bench: install  ## time training and t-SNE against the tutorial versions, side b
 # even where they differ: the dependency hashes (data/models changes with any training param), the
 # creation time and the detail metrics (per class, mean-image baselines, the last epoch's step and
 # validation numbers but a VAE's KL, embed's sample size).
-EXP_SHOW_KEEP = ^(Experiment|train_loss|metrics/evaluate\.json:test_(mse|loss)|knn_accuracy_.*|probe_accuracy|(pixel_)?(cluster|manifold)_.*)$$
+HEADLINE_METRICS = train_loss|(metrics/evaluate\.json:)?test_(mse|loss)|knn_accuracy_.*|probe_accuracy|(pixel_)?(cluster|manifold)_.*
+EXP_SHOW_KEEP = ^(Experiment|$(HEADLINE_METRICS))$$
 EXP_SHOW_DROP = ^(Created|(src|stages|data)/.*|requirements\.lock|baseline_.*|test_mse_per_class\..*|step|size|val_(loss|mse|reconstruction)|train_mse)$$
 exp-show: install  ## dvc exp show: the params that differ between experiments, and the headline metrics (ARGS=--md)
 	dvc exp show --only-changed --drop '$(EXP_SHOW_DROP)' --keep '$(EXP_SHOW_KEEP)' $(ARGS)
+
+# The same headline metrics, per configuration: replicates (experiments that differ only in seeds)
+# merged into mean ± sd, each difference from the baseline judged (scripts/compare.py).
+compare: install  ## mean ± sd of the headline metrics per configuration, and what is beyond noise (ARGS="--md --baseline NAME")
+	python scripts/compare.py --metrics '$(HEADLINE_METRICS)' $(ARGS)
+
+# The defaults (with the manifold clustering on) over SEEDS replicates: their spread of every headline
+# metric, into metrics/noise_floor.json. Runs the replicates that no experiment has yet; tens of minutes.
+SEEDS ?= 5  # replicates of the defaults: train.seed 0..SEEDS-1
+noise-floor: install  ## run the defaults over SEEDS seeds (default 5) and commit their spread: metrics/noise_floor.json
+	python scripts/noise_floor.py --seeds $(SEEDS) --metrics '$(HEADLINE_METRICS)'
 
 clean:  ## remove the virtual environment and test caches (DVC's data stays)
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,7 +1,7 @@
 """Train a classifier on the auto-encoder's codes: the encoder used outside the pipeline's stages.
 
     python examples/classify_codes.py              # the model of this checkout (after `make repro`)
-    python examples/classify_codes.py --rev v1.0   # the model of another revision, through dvc.api
+    python examples/classify_codes.py --rev autoencoder@v1.0.0   # a registered version, through dvc.api
 
 The codes were learned without a label; a logistic regression on them, fitted on the training split
 and scored on the test split, says how much of the digit a 16-number code keeps: the embed stage's

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -59,15 +60,22 @@ def lock_inputs(lock_text: str) -> dict[str, dict]:
     }
 
 
+def _number(value: object) -> bool:
+    """Whether a metric can be compared: DVC passes a string or a NaN in a metrics file through as it
+    reads it (a string would end this script in a TypeError, a NaN would pass every tolerance), and
+    gives None for a file or a value it cannot read."""
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
 def metric_drift(diff: dict[str, dict[str, dict]]) -> list[str]:
-    """The metrics of a ``dvc metrics diff --json`` that moved more than their tolerance."""
+    """The metrics of a ``dvc metrics diff --json`` that moved more than their tolerance, or are no number."""
     problems = []
     for path, metrics in diff.items():
         for name, change in metrics.items():
             if name in NOT_METRICS:
                 continue
             old, new = change.get("old"), change.get("new")
-            if old is None or new is None:
+            if not (_number(old) and _number(new)):
                 problems.append(f"{path}: {name} is {new} now, {old} committed")
             elif abs(new - old) > _tolerance(name):
                 problems.append(f"{path}: {name} is {new} now, {old} committed (tolerance {_tolerance(name)})")

@@ -17,7 +17,7 @@ from mnist_ae.params import load_params
 
 def main() -> None:
     params = load_params()
-    codes, embed = load_codes(paths.CODES), params.embed
+    codes, embed = load_codes(paths.CODES), params.replicate_embed()
     train, names = codes.splits["train"], codes.classes
     embedding = embed_subset(train, embed.size, embed.seed, embed.perplexity, embed.method)
     predicted = knn_predictions(embedding.codes, embedding.labels, embed.neighbors)

@@ -11,7 +11,7 @@ from mnist_ae.evaluation.figures import reconstructions_figure, samples_figure
 from mnist_ae.evaluation.metrics import check_examples, reconstruction_metrics, sample_images
 from mnist_ae.models.checkpoint import load_checkpoint, trained_loss
 from mnist_ae.models.losses import LOSSES
-from mnist_ae.models.reconstruction import assess, reconstruct
+from mnist_ae.models.reconstruction import assess, decode, encode
 from mnist_ae.params import load_params
 
 
@@ -34,7 +34,8 @@ def main() -> None:
                                      for name, split in splits.items()}, train.classes))
     originals = train.images[examples]
     save_figure(paths.RECONSTRUCTIONS,
-                reconstructions_figure(originals.numpy(), reconstruct(model, originals).numpy(), examples))
+                reconstructions_figure(originals.numpy(), decode(model, encode(model, originals)).numpy(),
+                                      examples))
     samples = sample_images(model, results["train"].codes, params.evaluate.samples, params.evaluate.seed)
     source = "its prior N(0, I)" if model.has_prior else "a Gaussian fitted to the training codes"
     save_figure(paths.SAMPLES, samples_figure(samples.numpy(), f"{model.kind}: decoded from codes drawn from {source}"))

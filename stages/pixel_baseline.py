@@ -17,7 +17,7 @@ def main() -> None:
     splits = [load_split(paths.PREPARED, name) for name in SPLITS]
     images = torch.cat([split.images for split in splits]).numpy()
     labels = torch.cat([split.labels for split in splits]).numpy()
-    scores = clustering_metrics(images, labels, params.embed)
+    scores = clustering_metrics(images, labels, params.replicate_embed())
     print(f"the pixels of {len(labels):,} images: " + ", ".join(f"{k} {v}" for k, v in scores.items()))
     write_json(paths.PIXEL_BASELINE, {f"pixel_{name}": value for name, value in scores.items()})
 

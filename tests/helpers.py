@@ -5,8 +5,14 @@ download), and the commands that build and drive a throwaway copy of the project
 from __future__ import annotations
 
 import os
+import selectors
+import shlex
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import NoReturn
 
@@ -63,8 +69,99 @@ def venv_env() -> dict[str, str]:
             "PYTHONPATH": "src"}  # run from a copy's root, the copy's own code, as its dvc.yaml does
 
 
-def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, cwd=cwd, env=venv_env(), capture_output=True, text=True)
+# --- Child processes: every wait is bounded, and a child past its bound is killed with all it started. ---
+
+# The longest any one command of the suite may run: far above the slowest (a whole `dvc repro` of the
+# small project, docs/reliability.md), and a hang then costs CI ten of its 90 minutes, not all.
+CHILD_TIMEOUT_S = 600.0
+
+
+def _sigint_as_under_a_terminal() -> None:
+    """Run in the child before exec. A shell without job control starts a background command with SIGINT
+    ignored (POSIX), an ignored signal stays ignored across exec, and Python then installs no
+    KeyboardInterrupt handler: a stage started from a `make test &` would shrug off a test's Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@contextmanager
+def child(args: Sequence[str | Path], cwd: Path | None = None, *, env: dict[str, str] | None = None,
+          stdout: int = subprocess.DEVNULL, stderr: int = subprocess.DEVNULL, text: bool = False,
+          sigint_as_under_a_terminal: bool = False) -> Iterator[subprocess.Popen]:
+    """A child process for the length of a ``with`` block; however the block ends (a failed assert, a
+    bound passed, Ctrl-C), the child is killed if still running, with its process group. It runs in a
+    session of its own, so that the group is everything it started (dvc's stages, torchrun's ranks,
+    Chromium's helpers) and nothing in it can wait on a terminal; stdin is /dev/null; the environment
+    `venv_env()` unless ``env`` is given. A test that sends the child SIGINT asks for
+    ``sigint_as_under_a_terminal``: SIGINT at its default, whatever pytest's own disposition."""
+    with subprocess.Popen(args, cwd=cwd, env=venv_env() if env is None else env, stdin=subprocess.DEVNULL,
+                          stdout=stdout, stderr=stderr, text=text, start_new_session=True,
+                          preexec_fn=_sigint_as_under_a_terminal if sigint_as_under_a_terminal else None) as process:
+        try:
+            yield process
+        finally:
+            _stop(process)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Kill a child and its process group, unless it has exited and been reaped already (its id may then
+    be another process's), and reap it. SIGKILL cannot be ignored, so the wait is short."""
+    if process.returncode is None:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _tail(output: bytes | str | None, lines: int = 20) -> str:
+    text = output.decode(errors="replace") if isinstance(output, bytes) else output or ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _hung(process: subprocess.Popen, seconds: float, waiting_for: str,
+          stdout: bytes | str | None = None, stderr: bytes | str | None = None) -> NoReturn:
+    """Kill a child still running at its bound and fail the test, naming the command, the bound and what
+    the test waited for; the end of what it printed helps find where it hung."""
+    _stop(process)
+    message = (f"`{shlex.join(map(str, process.args))}` was killed, with its process group, after waiting "
+               f"{seconds:g} s for it {waiting_for}")
+    for name, output in (("stdout", stdout), ("stderr", stderr)):
+        if _tail(output):
+            message += f"\n--- the end of its {name}:\n{_tail(output)}"
+    pytest.fail(message, pytrace=False)
+
+
+def finish(process: subprocess.Popen, timeout_s: float = CHILD_TIMEOUT_S,
+           waiting_for: str = "to exit") -> subprocess.CompletedProcess:
+    """Wait at most ``timeout_s`` for a `child` to exit, reading its pipes to the end."""
+    try:
+        stdout, stderr = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired as timed_out:
+        so_far = timed_out  # what the child printed before the bound; failed outside, without the chained error
+    else:
+        return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    _hung(process, timeout_s, waiting_for, stdout=so_far.stdout, stderr=so_far.stderr)
+
+
+def read_until(process: subprocess.Popen, marker: bytes, timeout_s: float = CHILD_TIMEOUT_S) -> bytes:
+    """What a `child` prints on its stderr (a binary pipe) up to ``marker``, waited for at most
+    ``timeout_s``; what follows stays in the pipe, for `finish`."""
+    deadline, seen = time.monotonic() + timeout_s, b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stderr, selectors.EVENT_READ)
+        while marker not in seen:
+            if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
+                _hung(process, timeout_s, f"to print {marker.decode()!r}", stderr=seen)
+            chunk = os.read(process.stderr.fileno(), 4096)
+            assert chunk, f"it closed its stderr before printing {marker.decode()!r}:\n{seen.decode(errors='replace')}"
+            seen += chunk
+    return seen
+
+
+def run(args: Sequence[str | Path], cwd: Path | None, check: bool = True, *, timeout_s: float = CHILD_TIMEOUT_S,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run a command to its end, at most ``timeout_s``, its output captured as text; with ``check``,
+    fail unless it exits 0. The environment is `venv_env()` unless ``env`` is given."""
+    with child(args, cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        result = finish(process, timeout_s)
     if check and result.returncode != 0:
         raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
@@ -79,7 +176,7 @@ def committed_params(root: Path = PROJECT) -> dict:
     last commit's), or the file where the project is no git checkout. Not the working tree's: an
     experiment run there (`dvc exp run -S train.epochs=1`) edits that file, and what it leaves is no
     default for the tests."""
-    result = subprocess.run(["git", "show", ":params.yaml"], cwd=root, capture_output=True, text=True)
+    result = run(["git", "show", ":params.yaml"], root, check=False)
     return yaml.safe_load(result.stdout if result.returncode == 0 else (root / "params.yaml").read_text())
 
 

@@ -5,14 +5,13 @@ package."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from helpers import PROJECT, edit_params, model_params, run, venv_env
+from helpers import PROJECT, edit_params, model_params, run
 from mnist_ae.api import decode, encode, export, load_model, load_split
 from mnist_ae.core.dataset import PIXELS
 from mnist_ae.models.checkpoint import save_checkpoint
@@ -31,7 +30,7 @@ def test_the_export_loads_without_this_package(kind: str, tmp_path: Path) -> Non
             "torch.save((encoder(x), decoder(encoder(x))), 'out.pt')")
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     # -I: isolated, so neither the working folder nor an editable install puts the package on the path
-    subprocess.run([sys.executable, "-I", "-c", code], cwd=tmp_path, env=env, check=True)
+    run([sys.executable, "-I", "-c", code], tmp_path, env=env)
     codes, decoded = torch.load(tmp_path / "out.pt")
     with torch.no_grad():
         torch.testing.assert_close(codes, model.encode(images))
@@ -60,7 +59,7 @@ def test_the_example_and_a_model_of_another_revision(project_copy: Path) -> None
     dvc_cache_model = load_model(project_copy / "data/models/autoencoder.pt")
     edit_params(project_copy, "train", seed=1)
     run([sys.executable, "stages/train.py"], project_copy)  # the workspace's model changes, HEAD's does not
-    old = subprocess.run([*example, "--rev", "HEAD"], cwd=project_copy, env=venv_env(), capture_output=True, text=True)
+    old = run([*example, "--rev", "HEAD"], project_copy, check=False)
     assert old.returncode == 0, old.stderr
     assert old.stdout == first  # the committed model's figure (both models classify this small data alike)
     code = ("from mnist_ae.api import load_model_at; import torch;"

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from helpers import child, finish
 from mnist_ae.core import atomic
 from mnist_ae.core.atomic import temporary_sibling, write_json
 
 
 def _dead_pid() -> int:
     """The id of a process that has exited (and been reaped), so no process has it for now."""
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
+    with child([sys.executable, "-c", "pass"]) as process:
+        finish(process)
+    return process.pid
 
 
 def test_leftovers_of_dead_writers_are_removed(tmp_path: Path) -> None:
@@ -33,8 +33,7 @@ def test_leftovers_of_dead_writers_are_removed(tmp_path: Path) -> None:
 
 
 def test_a_live_writers_temporary_file_is_left_alone(tmp_path: Path) -> None:
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
+    with child([sys.executable, "-c", "import time; time.sleep(60)"]) as other:  # killed at the block's end
         theirs = tmp_path / f".out.json.{other.pid}.tmp"
         theirs.write_text("being written")
         unrelated = tmp_path / ".out.json.notapid.tmp"
@@ -42,9 +41,6 @@ def test_a_live_writers_temporary_file_is_left_alone(tmp_path: Path) -> None:
         write_json(tmp_path / "out.json", {"a": 1})
         assert theirs.read_text() == "being written" and unrelated.exists()
         assert json.loads((tmp_path / "out.json").read_text()) == {"a": 1}
-    finally:
-        other.kill()
-        other.wait()
     write_json(tmp_path / "out.json", {"a": 2})  # now that it is gone, its file is a leftover
     assert not theirs.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == [".out.json.notapid.tmp", "out.json"]

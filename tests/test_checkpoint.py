@@ -7,7 +7,7 @@ from torch import nn
 from helpers import model_params, train_params
 from mnist_ae.core.dataset import PIXELS
 from mnist_ae.core.errors import UserError
-from mnist_ae.models.checkpoint import load_checkpoint, save_checkpoint
+from mnist_ae.models.checkpoint import load_checkpoint, save_checkpoint, trained_loss
 from mnist_ae.models.families import FAMILIES, build_model
 from mnist_ae.models.mlp import MLP
 from mnist_ae.training.loop import fit
@@ -147,3 +147,30 @@ def test_a_foreign_config_is_refused_before_anything_is_allocated(tmp_path: Path
     torch.save(checkpoint, path)
     with pytest.raises(UserError, match=r"decoder.0.bias is \(8,\) in the file, \(1000000000,\) for its config"):
         load_checkpoint(path)
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda checkpoint: checkpoint["state_dict"]["encoder.0.weight"].view(-1)[3].fill_(float("nan")),
+     "its weight encoder.0.weight holds NaN or inf"),
+    (lambda checkpoint: checkpoint["state_dict"]["decoder.0.bias"].view(-1)[0].fill_(float("-inf")),
+     "its weight decoder.0.bias holds NaN or inf"),
+    (lambda checkpoint: checkpoint.update(metadata=["train"]), "its metadata is a list, not a dict"),
+])
+def test_a_damaged_checkpoint_of_the_right_shapes_is_refused(tmp_path: Path, damage, message: str) -> None:
+    """A NaN weight would otherwise end the evaluate stage inside torch.linalg, a metadata of another
+    type in trained_loss."""
+    path = _saved(tmp_path)
+    checkpoint = torch.load(path, weights_only=True)
+    damage(checkpoint)
+    torch.save(checkpoint, path)
+    with pytest.raises(UserError) as error:
+        load_checkpoint(path)
+    assert str(error.value) == f"{path} is not a checkpoint of this project's models ({message}); rerun the train stage"
+
+
+@pytest.mark.parametrize("metadata", [{}, {"train": ["mse"]}, {"train": {"loss": ["mse"]}}, {"train": {"loss": "l1"}}])
+def test_a_checkpoint_that_names_no_loss_is_refused(metadata: dict) -> None:
+    with pytest.raises(UserError, match=r"^model.pt does not say which loss trained it \(metadata train.loss is .*\); "
+                                        r"rerun the train stage$"):
+        trained_loss(metadata, "model.pt")
+    assert trained_loss({"train": {"loss": "bce"}}, "model.pt") == "bce"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import PROJECT, dvc, edit_params, git_commit, run, venv_env
+from helpers import PROJECT, child, dvc, edit_params, finish, git_commit, run
 
 pytestmark = pytest.mark.slow
 
@@ -52,8 +52,12 @@ def test_exp_run_with_a_param_and_exp_show(project_copy: Path) -> None:
 def _make_exp_show(root: Path) -> str:
     """What `make exp-show ARGS=--md` prints in ``root``: the Makefile's own column filters."""
     makefile = (PROJECT / "Makefile").read_text()
-    keep, drop = (re.search(rf"^EXP_SHOW_{name} = (.*)$", makefile, re.MULTILINE).group(1).replace("$$", "$")
-                  for name in ("KEEP", "DROP"))
+
+    def variable(name: str) -> str:  # its value, with the Makefile's own $(VARIABLES) in it expanded
+        value = re.search(rf"^{name} = (.*)$", makefile, re.MULTILINE).group(1).replace("$$", "\0")
+        return re.sub(r"\$\((\w+)\)", lambda used: variable(used.group(1)), value).replace("\0", "$")
+
+    keep, drop = variable("EXP_SHOW_KEEP"), variable("EXP_SHOW_DROP")
     return dvc("exp", "show", "--only-changed", "--drop", drop, "--keep", keep, "--md", cwd=root).stdout
 
 
@@ -92,8 +96,8 @@ def test_queued_sweep_runs_every_experiment(project_copy: Path) -> None:
     dvc("exp", "run", "--queue", "-S", "model.code_dim=3,5", cwd=project_copy)
     # Not captured: a process `dvc queue start` leaves running can hold its output open, and a test
     # that reads it to the end would wait for that process forever.
-    subprocess.run([sys.executable, "-m", "dvc", "queue", "start", "-j", "2"], cwd=project_copy, env=venv_env(),
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=120)
+    with child([sys.executable, "-m", "dvc", "queue", "start", "-j", "2"], project_copy) as start:
+        assert finish(start, timeout_s=120).returncode == 0
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         status = dvc("queue", "status", cwd=project_copy).stdout
@@ -101,6 +105,7 @@ def test_queued_sweep_runs_every_experiment(project_copy: Path) -> None:
             break
         time.sleep(2)
     dvc("queue", "stop", "--kill", cwd=project_copy, check=False)
+    assert "Queued" not in status and "Running" not in status, f"killed after waiting 300 s for the queue:\n{status}"
     assert "Failed" not in status, dvc("queue", "logs", status.split()[4], cwd=project_copy, check=False).stdout
     code_dims = sorted(e["params"]["model"]["code_dim"] for e in _experiments(project_copy).values()
                        if e["metrics"].get("metrics/embed.json"))

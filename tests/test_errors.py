@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from helpers import model_params, train_params
+from helpers import model_params, run, train_params
 from mnist_ae.core import atomic
 from mnist_ae.core.atomic import save_figure, save_torch, write_json
 from mnist_ae.core.dataset import PIXELS
@@ -73,14 +72,13 @@ def small_filesystem(tmp_path: Path) -> Iterator[Path]:
     """A real file system of 512 KiB (a tmpfs, which root can mount), unmounted after the test."""
     folder = tmp_path / "small"
     folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(folder)],
-                             capture_output=True, text=True)
+    mounted = run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(folder)], tmp_path, check=False)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here (root on Linux can): {mounted.stderr.strip()}")
     try:
         yield folder
     finally:
-        subprocess.run(["umount", str(folder)], check=True)
+        run(["umount", str(folder)], tmp_path)
 
 
 def test_a_disk_that_fills_up_during_the_checkpoint_write_is_one_line(small_filesystem: Path) -> None:

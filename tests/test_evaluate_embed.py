@@ -8,7 +8,6 @@ from helpers import model_params
 from mnist_ae.core.codes import Codes
 from mnist_ae.core.dataset import DIGITS, PIXELS, Split, class_names
 from mnist_ae.core.errors import UserError
-from mnist_ae.embedding import CV_FOLDS
 from mnist_ae.embedding.figures import tsne_figure
 from mnist_ae.embedding.tsne import (
     embed_subset,
@@ -23,7 +22,8 @@ from mnist_ae.evaluation.metrics import reconstruction_metrics, sample_images
 from mnist_ae.models.base import AutoEncoder
 from mnist_ae.models.families import FAMILIES, build_model
 from mnist_ae.models.losses import LOSSES
-from mnist_ae.models.reconstruction import assess, check_learned, encode, mean_image_mse
+from mnist_ae.models.reconstruction import CHUNK, NOISE_SEED, assess, check_learned, encode, mean_image_mse
+from mnist_ae.params import CV_FOLDS
 
 
 def model(kind: str = "mlp") -> AutoEncoder:
@@ -45,7 +45,10 @@ def test_reconstruction_metrics_match_a_direct_computation(kind: str, loss: str)
         reconstructions = ae.decode(ae.encode(test.images))
         expected = torch.nn.functional.mse_loss(reconstructions, test.images).item()
         per_image = (reconstructions - test.images).pow(2).mean(dim=1)[7::10].double()
-        objective = float(ae.objective(test.images, LOSSES[loss])) / test.images.numel()
+        # As assess draws it: one chunk, a generator seeded with NOISE_SEED (a VAE's sampled code).
+        generator = torch.Generator().manual_seed(NOISE_SEED)
+        terms = ae.objective_terms(test.images, LOSSES[loss], generator=generator)
+        objective = float(ae.combine(terms)) / test.images.numel()
     assert metrics["test_mse"] == pytest.approx(expected, abs=1e-6)  # the MSE, whatever the loss
     assert metrics["test_loss"] == pytest.approx(objective, abs=1e-6)
     assert list(metrics["test_mse_per_class"]) == list("abcdefghij")
@@ -71,6 +74,32 @@ def test_samples_are_decoded_from_the_prior_or_the_codes_gaussian(kind: str) -> 
         assert not torch.allclose(far, samples)
     assert len(samples_figure(samples.numpy(), "t").axes) == 1
 
+
+
+@pytest.mark.parametrize("kind", ["mlp", "conv"])
+def test_assess_runs_the_model_once_per_chunk_where_the_objective_is_of_the_reconstruction(kind: str) -> None:
+    """Every experiment evaluates about 70,000 images: the objective of mlp and conv comes from the
+    reconstruction already computed for the errors, not from a second pass of the model."""
+    ae, images = model(kind), split(2 * CHUNK + 5).images
+    calls = []
+    ae.decoder.register_forward_hook(lambda *_: calls.append(1))
+    assess(ae, images, LOSSES["mse"])
+    assert len(calls) == 3  # one per chunk
+
+
+def test_a_vae_is_assessed_on_its_objective_as_trained_and_the_same_on_a_rerun() -> None:
+    """A VAE trains on the reconstruction of a code drawn from its posterior: its val_loss and
+    test_loss are that (seeded: a rerun gives the same bits), not the mean code's reconstruction,
+    which its test_mse reports."""
+    ae, images, loss = model("vae"), split(40).images, LOSSES["bce"]
+    first, again = assess(ae, images, loss), assess(ae, images, loss)
+    assert first.objective == again.objective and first.terms == again.terms
+    with torch.no_grad():
+        of_the_mean = float(loss(ae.decode(ae.encode(images)), images))
+        mse_of_the_mean = (ae.decode(ae.encode(images)) - images).pow(2).mean(dim=1)
+    assert abs(first.terms["reconstruction"] - of_the_mean) > 1e-3 * of_the_mean  # a sample, not the mean
+    torch.testing.assert_close(first.mse, mse_of_the_mean)  # test_mse: the mean code's, as before
+    assert first.objective == pytest.approx(first.terms["reconstruction"] + ae.beta * first.terms["kl"])
 
 def test_mean_image_baseline_and_the_check_that_training_beat_it() -> None:
     images = torch.tensor([[0.0, 1.0], [1.0, 1.0]])

@@ -5,14 +5,13 @@ upgrade is seen by DVC and by the reproduction check."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from helpers import PROJECT, dvc, edit_params, git_commit, run, venv_env
+from helpers import PROJECT, child, dvc, edit_params, git_commit, run
 from mnist_ae.core.dataset import load_split
 from mnist_ae.models.checkpoint import load_checkpoint
 from mnist_ae.models.losses import LOSSES
@@ -68,9 +67,7 @@ def test_a_library_upgrade_shows_in_status_and_fails_the_reproduction_check(proj
 def test_the_training_log_grows_while_the_stage_runs(project_copy: Path) -> None:
     edit_params(project_copy, "train", epochs=100_000)
     curve = project_copy / "metrics/train/plots/metrics/train_loss.tsv"
-    process = subprocess.Popen([sys.executable, "stages/train.py"], cwd=project_copy, env=venv_env(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
+    with child([sys.executable, "stages/train.py"], project_copy) as process:  # killed at the block's end
         deadline = time.monotonic() + 120
         rows = 0
         while rows < 3 and time.monotonic() < deadline:  # read by another process, as VS Code or Studio do
@@ -79,9 +76,6 @@ def test_the_training_log_grows_while_the_stage_runs(project_copy: Path) -> None
         assert process.poll() is None and rows >= 3, f"{rows} epochs logged while training ran"
         summary = json.loads((project_copy / "metrics/train/metrics.json").read_text())
         assert summary["step"] >= 2
-    finally:
-        process.kill()
-        process.wait()
 
 
 def test_evaluate_takes_the_family_and_the_loss_from_the_checkpoint(project_copy: Path) -> None:

@@ -4,7 +4,6 @@ nothing is lost through a DVC remote. Each runs the real commands in a copy of t
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import signal
 import subprocess
@@ -16,7 +15,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from helpers import PROJECT, dvc, edit_params, git_commit, run, venv_env, write_dataset
+from helpers import PROJECT, child, dvc, edit_params, finish, git_commit, read_until, run, write_dataset
 from mnist_ae.core import paths
 from mnist_ae.core.atomic import save_figure, save_torch, write_json
 from mnist_ae.core.dataset import DIGITS, load_split
@@ -83,16 +82,10 @@ def test_unusable_custom_images_stop_prepare_cleanly(project_copy: Path, shape: 
 
 def test_a_misspelt_key_is_caught_before_dvc_runs(project_copy: Path) -> None:
     edit_params(project_copy, "train", epoch=3)
-    result = subprocess.run([sys.executable, str(PROJECT / "scripts" / "check_params.py")], cwd=project_copy,
-                            env=venv_env(), capture_output=True, text=True)
+    result = run([sys.executable, str(PROJECT / "scripts" / "check_params.py")], project_copy, check=False)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["error: params.yaml has 1 problem:",
                                                   "  train.epoch: unknown key (a typo?)"]
-
-
-def _start_train(root: Path, stderr: int = subprocess.DEVNULL) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "stages/train.py"], cwd=root, env=venv_env(),
-                            stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
 
 
 # A write through ``mnist_ae.core.atomic`` in a child process, SIGKILLed at a chosen point: part-way
@@ -183,9 +176,9 @@ def test_sigkill_at_chosen_points_leaves_the_previous_output(tmp_path: Path, wri
     if previous:
         _old_output(writer, target, raw)
     before = _snapshot(target)
-    child = subprocess.run([sys.executable, "-c", KILLED_WRITE, writer, point, str(target), str(raw)],
-                           cwd=PROJECT, env=venv_env(), capture_output=True, text=True, timeout=300)
-    assert child.returncode == -signal.SIGKILL, child.stderr
+    killed = run([sys.executable, "-c", KILLED_WRITE, writer, point, str(target), str(raw)], PROJECT, check=False,
+                 timeout_s=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
     after = _snapshot(target)
     if writer == "prepare_splits" and point == "before-rename":
         # Killed before validation.pt's rename: train.pt is the new one, whole; the others are the old ones.
@@ -197,10 +190,11 @@ def test_sigkill_at_chosen_points_leaves_the_previous_output(tmp_path: Path, wri
 
 def test_the_next_write_after_a_kill_removes_its_leftover(tmp_path: Path) -> None:
     target = tmp_path / "out"
-    child = subprocess.Popen([sys.executable, "-c", KILLED_WRITE, "save_torch", "mid-write", str(target)],
-                             cwd=PROJECT, env=venv_env(), stderr=subprocess.PIPE, text=True)
-    assert child.wait(timeout=300) == -signal.SIGKILL, child.stderr.read()
-    assert [path.name for path in tmp_path.iterdir()] == [f".out.{child.pid}.tmp"]  # a dead writer's half file
+    with child([sys.executable, "-c", KILLED_WRITE, "save_torch", "mid-write", str(target)], PROJECT,
+               stderr=subprocess.PIPE, text=True) as writer:
+        killed = finish(writer, timeout_s=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert [path.name for path in tmp_path.iterdir()] == [f".out.{writer.pid}.tmp"]  # a dead writer's half file
     save_torch(target, {"weights": torch.ones(3)})
     assert [path.name for path in tmp_path.iterdir()] == ["out"]
     assert torch.equal(torch.load(target, weights_only=True)["weights"], torch.ones(3))
@@ -208,16 +202,14 @@ def test_the_next_write_after_a_kill_removes_its_leftover(tmp_path: Path) -> Non
 
 def test_ctrl_c_stops_with_a_short_message(project_copy: Path) -> None:
     edit_params(project_copy, "train", epochs=100_000)
-    process = _start_train(project_copy, stderr=subprocess.PIPE)
-    seen = b""
-    while b"epoch 1/" not in seen:  # wait until training runs, past the imports
-        chunk = os.read(process.stderr.fileno(), 4096)
-        assert chunk, seen.decode()
-        seen += chunk
-    process.send_signal(signal.SIGINT)
-    rest = process.stderr.read()
-    assert process.wait(timeout=30) == 130
-    stderr = (seen + rest).decode()
+    # SIGINT as a terminal leaves it, even where pytest runs with it ignored (a background `make test`).
+    with child([sys.executable, "stages/train.py"], project_copy, stderr=subprocess.PIPE,
+               sigint_as_under_a_terminal=True) as process:
+        seen = read_until(process, b"epoch 1/")  # training runs, past the imports
+        process.send_signal(signal.SIGINT)
+        stopped = finish(process, timeout_s=60, waiting_for="to exit after SIGINT")
+    assert stopped.returncode == 130
+    stderr = (seen + stopped.stderr).decode()
     assert "interrupted: no output of this stage was kept" in stderr and "Traceback" not in stderr
 
 
@@ -231,7 +223,7 @@ def test_push_delete_pull_restores_every_output(project_copy: Path, tmp_path: Pa
     dvc("push", cwd=project_copy)
     before = _digests(project_copy)
     for folder in (".dvc/cache", "data/raw", "data/prepared", "data/models"):
-        subprocess.run(["rm", "-rf", str(project_copy / folder)], check=True)
+        run(["rm", "-rf", str(project_copy / folder)], project_copy)
     dvc("pull", cwd=project_copy)
     assert _digests(project_copy) == before
     assert "up to date" in dvc("status", cwd=project_copy).stdout

@@ -1,4 +1,3 @@
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +6,7 @@ import torch
 import yaml
 from sklearn.utils import check_random_state
 
-from helpers import committed_params
+from helpers import committed_params, run
 from mnist_ae.core.dataset import IDX_FILES
 from mnist_ae.core.errors import UserError
 from mnist_ae.params import MAX_EMBED_SEED, MAX_TRAIN_SEED, load_params
@@ -41,8 +40,8 @@ def test_project_params_are_the_reference_settings(tmp_path: Path) -> None:
 def test_the_tests_read_the_committed_params_not_an_experiments(tmp_path: Path) -> None:
     """What `dvc exp run -S train.epochs=1` leaves in the working tree is no default for the tests."""
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"train": {"epochs": 5}}))
-    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-    subprocess.run(["git", "add", "params.yaml"], cwd=tmp_path, check=True)
+    run(["git", "init", "-q"], tmp_path)
+    run(["git", "add", "params.yaml"], tmp_path)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"train": {"epochs": 1}}))  # as an experiment leaves it
     assert committed_params(tmp_path) == {"train": {"epochs": 5}}
 
@@ -162,6 +161,19 @@ def test_seed_bounds_are_what_the_libraries_take(tmp_path: Path) -> None:
         check_random_state(MAX_EMBED_SEED + 1)
     with pytest.raises(ValueError):
         np.random.default_rng(-1)
+
+
+def test_a_replicate_moves_every_seed_of_embed_with_train_seed(tmp_path: Path) -> None:
+    """train.seed names a replicate: embed's seeds (and so the pixel baseline's) follow it, stay the
+    configured ones at train.seed 0, and stay within what the libraries take at the largest seeds."""
+    at = {seed: load_params(write(tmp_path, {"train": {"seed": seed}, "embed": {"seed": 3, "cluster_seed": 5}}))
+          for seed in (0, 2, MAX_TRAIN_SEED)}
+    assert (at[0].replicate_embed().seed, at[0].replicate_embed().cluster_seed) == (3, 5)
+    assert (at[2].replicate_embed().seed, at[2].replicate_embed().cluster_seed) == (5, 7)
+    assert at[2].replicate_embed().perplexity == at[2].embed.perplexity and at[2].embed.seed == 3  # a copy
+    largest = at[MAX_TRAIN_SEED].replicate_embed()
+    assert 0 <= largest.seed <= MAX_EMBED_SEED and 0 <= largest.cluster_seed <= MAX_EMBED_SEED
+    check_random_state(largest.seed)
 
 
 def test_custom_md5s_in_upper_case_are_accepted(tmp_path: Path) -> None:

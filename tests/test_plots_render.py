@@ -9,6 +9,7 @@ reason, where Chromium is missing (Debian: `apt-get install chromium`); failed i
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import dvc, skip_or_fail
+from helpers import dvc, run, skip_or_fail
 
 pytestmark = pytest.mark.slow
 
@@ -45,9 +46,9 @@ REPORT = """
 
 
 def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", *OFFLINE,
-                           f"--user-data-dir={profile}", "--allow-file-access-from-files", *args],
-                          capture_output=True, text=True, timeout=120)
+    return run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", *OFFLINE,
+                f"--user-data-dir={profile}", "--allow-file-access-from-files", *args], None, check=False,
+               timeout_s=120, env=dict(os.environ))
 
 
 def test_plots_page_draws_every_chart_and_image_offline(built_project: Path, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from mnist_ae.models.losses import LOSSES
 from mnist_ae.models.mlp import MLP
 from mnist_ae.models.sections import family_kinds
 from mnist_ae.params import TrainParams
+from mnist_ae.training import cpu, loop
 from mnist_ae.training.cpu import flushed_denormals, zero_denormal_moments
 from mnist_ae.training.fast_step import IMPLEMENTS, FusedMLPStep, implements
 from mnist_ae.training.live import epoch_log
@@ -161,6 +162,33 @@ def test_train_step_names_the_step() -> None:
         fit(make_model(kind="conv"), torch.rand(8, PIXELS), train_params(step="fused_mlp"), progress=False)
 
 
+def test_fit_trains_with_the_step_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stage chooses the step once, before any rank starts, and passes it on: ``fit`` and the
+    thread check before training build that one (here autograd, where ``auto`` would take the
+    hand-written step) and choose none themselves."""
+    same_bits, checked = loop.same_bits_at_every_thread_count, []
+
+    def check(kind: object, *args: object) -> bool:
+        checked.append(kind)
+        return same_bits(kind, *args)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a step was chosen or built other than the one given")
+
+    monkeypatch.setattr(loop, "choose_step", refuse)
+    monkeypatch.setattr(loop, "same_bits_at_every_thread_count", check)
+    monkeypatch.setattr(FusedMLPStep, "__init__", refuse)
+    for name in cpu.USER_THREAD_SETTINGS:  # two threads of its own choosing: the check runs
+        monkeypatch.delenv(name, raising=False)
+    autograd, before = next(entry for entry in STEPS if entry.name == "autograd"), torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        fit(make_model(), torch.rand(32, PIXELS), train_params(epochs=1, batch_size=16), progress=False, kind=autograd)
+    finally:
+        torch.set_num_threads(before)
+    assert checked == [autograd]
+
+
 PAIRS = list(itertools.product(FAMILIES, LOSSES))
 
 
@@ -212,15 +240,20 @@ def test_every_family_learns_on_every_loss(kind: str, loss: str) -> None:
 
 
 def test_the_vae_objective_is_reconstruction_plus_beta_kl() -> None:
+    """The reconstruction of a code drawn from the posterior (mean + sigma x noise) plus beta x KL, in
+    evaluation as in training: drawn from the generator given, else from torch's own."""
     images = torch.rand(8, PIXELS)
     plain, weighted = (build_model(model_params("vae", beta=beta), seed=0).eval() for beta in (0.0, 2.0))
     with torch.no_grad():
         mean, log_variance = plain.posterior(images)
         kl = float(-0.5 * (1 + log_variance - mean.pow(2) - log_variance.exp()).sum())
-        reconstruction = float(LOSSES["mse"](plain.decode(mean), images))
-        assert float(plain.objective(images, LOSSES["mse"])) == pytest.approx(reconstruction, rel=1e-5)
-        assert float(weighted.objective(images, LOSSES["mse"])) == pytest.approx(reconstruction + 2 * kl, rel=1e-5)
-        plain.train()  # training decodes a sampled code: the objective varies from call to call
+        noise = torch.randn(mean.shape, generator=torch.Generator().manual_seed(3))
+        reconstruction = float(LOSSES["mse"](plain.decode(mean + noise * (0.5 * log_variance).exp()), images))
+        for model, beta in ((plain, 0.0), (weighted, 2.0)):
+            terms = model.objective_terms(images, LOSSES["mse"], generator=torch.Generator().manual_seed(3))
+            assert float(model.combine(terms)) == pytest.approx(reconstruction + beta * kl, rel=1e-5)
+        assert reconstruction != pytest.approx(float(LOSSES["mse"](plain.decode(mean), images)), rel=1e-3)
+        plain.train()  # training draws from torch's generator: the objective varies from call to call
         assert float(plain.objective(images, LOSSES["mse"])) != float(plain.objective(images, LOSSES["mse"]))
 
 

@@ -2,8 +2,8 @@
 
 pydantic reports every problem at once (a typo such as ``train.epoch`` included, since unknown keys
 are refused), so a user fixes the file in one go instead of one error per run. The schema has a
-section per part of the pipeline; a fact that belongs to a part (a model family's knobs, the k-NN's
-folds) lives in that part and is imported from there.
+section per part of the pipeline; a fact that belongs to a part (a model family's knobs) lives in
+that part and is imported from there.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from .core.dataset import IDX_FILES, NUM_CLASSES, TORCHVISION_DATASETS
 from .core.errors import UserError
 from .core.schema import Strict
-from .embedding import CV_FOLDS
 from .models.sections import ModelParams
 
 # The seeds the libraries take, checked with them (tests/test_params.py): torch.manual_seed takes an
@@ -27,6 +26,7 @@ from .models.sections import ModelParams
 # numpy's default_rng takes any integer >= 0. Beyond these a stage would die with a traceback.
 MAX_TRAIN_SEED = 2**64 - 1
 MAX_EMBED_SEED = 2**32 - 1
+CV_FOLDS = 5  # folds of the embed stage's cross-validated k-NN scores, checked against embed.size below
 
 
 class DataParams(Strict):
@@ -121,6 +121,18 @@ class Params(Strict):
     train: TrainParams
     evaluate: EvaluateParams
     embed: EmbedParams
+
+    def replicate_embed(self) -> EmbedParams:
+        """``embed`` with its seeds (the t-SNE subset's, the clustering's) moved on by ``train.seed``.
+
+        ``train.seed`` names a replicate of an experiment: ``-S 'train.seed=range(0,5)'`` reruns
+        every seeded step (the training, the t-SNE, k-means, UMAP and the mixture, the pixels'
+        clustering too) so that the spread over replicates is all the chance there is, not the
+        training's alone. At ``train.seed: 0`` the seeds are embed's own.
+        """
+        offset = self.train.seed
+        return self.embed.model_copy(update={"seed": (self.embed.seed + offset) % (MAX_EMBED_SEED + 1),
+                                             "cluster_seed": (self.embed.cluster_seed + offset) % (MAX_EMBED_SEED + 1)})
 
 
 def _describe(error: ValidationError) -> str:

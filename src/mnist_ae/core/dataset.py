@@ -11,6 +11,7 @@ step read rows); a family that needs the image's layout views each batch as ``IM
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -59,7 +60,9 @@ def save_split(path: Path, split: Split) -> None:
 
 
 def load_split(prepared_dir: str | Path, name: str) -> Split:
-    """Load a split that the prepare stage wrote: ``train``, ``validation`` or ``test``."""
+    """Load a split that the prepare stage wrote: ``train``, ``validation`` or ``test``; checked to be
+    what this module's docstring promises, so that a damaged or foreign file ends in one line rather
+    than deep in training or evaluation. One pass over the images (their min and max) is the cost."""
     path = Path(prepared_dir) / f"{name}.pt"
     if not path.exists():
         raise UserError(f"{path} not found: run the prepare stage first (dvc repro prepare)")
@@ -67,9 +70,45 @@ def load_split(prepared_dir: str | Path, name: str) -> Split:
 
     try:
         data = torch.load(path, weights_only=True)
-        return Split(data["images"], data["labels"], tuple(data["classes"]))
     except Exception as error:  # a truncated or foreign file fails in many ways inside torch.load
         raise UserError(f"{path} is not a prepared split ({first_line(error)}); rerun the prepare stage") from None
+    problem = next(_problems(data), None)
+    if problem:
+        raise UserError(f"{path}: {problem}; rerun the prepare stage (dvc repro prepare)")
+    return Split(data["images"], data["labels"], tuple(data["classes"]))
+
+
+def _problems(data: object) -> Iterator[str]:
+    """What is wrong with a loaded split, in order; only the first is asked for, so each check may rely
+    on those before it (the lengths are compared once both are known to be tensors)."""
+    import torch
+
+    def described(value: object) -> str:
+        return (f"{value.dtype} of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor)
+                else type(value).__name__)
+
+    if not isinstance(data, dict):
+        yield f"it holds a {type(data).__name__}, not a dict of images, labels and classes"
+    if missing := [key for key in ("images", "labels", "classes") if key not in data]:
+        yield f"no {missing[0]!r} in it"
+    images, labels, classes = data["images"], data["labels"], data["classes"]
+    if not (isinstance(images, torch.Tensor) and images.dtype == torch.float32 and images.ndim == 2
+            and images.shape[1] == PIXELS):
+        yield f"images is {described(images)}; expected float32 of shape (images, {PIXELS})"
+    if not (isinstance(labels, torch.Tensor) and labels.dtype == torch.int64 and labels.ndim == 1):
+        yield f"labels is {described(labels)}; expected int64 of shape (images,)"
+    if len(images) != len(labels):
+        yield f"{len(images)} images but {len(labels)} labels"
+    if not len(labels):
+        yield "no images"
+    if not (isinstance(classes, list | tuple) and len(classes) == NUM_CLASSES
+            and all(isinstance(class_, str) for class_ in classes)):
+        yield f"classes is {classes!r:.80}; expected the names of {NUM_CLASSES} classes"
+    if labels.min() < 0 or labels.max() >= NUM_CLASSES:
+        yield f"labels hold {int(labels.min())}..{int(labels.max())}; expected labels 0..{NUM_CLASSES - 1}"
+    low, high = (float(value) for value in torch.aminmax(images))
+    if not (low >= 0 and high <= 1):  # NaN fails both comparisons, and aminmax propagates it
+        yield f"images hold values from {low} to {high}; expected finite values in [0, 1]"
 
 
 def class_names(dataset: str, custom: list[str] | tuple[str, ...] = ()) -> tuple[str, ...]:

@@ -1,3 +1,2 @@
-"""The embed stage: t-SNE of the codes of a seeded subset, its figure, and the k-NN scores."""
-
-CV_FOLDS = 5  # folds of the cross-validated k-NN scores, checked against embed.size in params.yaml
+"""The embed stage: t-SNE of the codes of a seeded subset, its figure, the k-NN scores, and what else
+the codes are good for (downstream.py)."""

@@ -11,7 +11,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from ..core.codes import Codes
 from ..core.errors import UserError
-from . import CV_FOLDS
+from ..params import CV_FOLDS
 
 
 @dataclass(frozen=True)

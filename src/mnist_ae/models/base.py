@@ -45,10 +45,13 @@ class AutoEncoder(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(images))
 
-    def objective_terms(self, images: torch.Tensor, loss: Loss) -> dict[str, torch.Tensor]:
+    def objective_terms(self, images: torch.Tensor, loss: Loss, *, reconstruction: torch.Tensor | None = None,
+                        generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """The terms of the objective, each summed over the batch: the training log shows them apart.
-        Here the reconstruction loss alone."""
-        return {"reconstruction": loss(self(images), images)}
+        Here the reconstruction loss alone, of ``reconstruction`` where the caller has computed
+        ``self(images)`` already (evaluation: one pass of the model, not two). ``generator``: where a
+        family's objective draws at random, what it draws from (evaluation: seeded; training: torch's own)."""
+        return {"reconstruction": loss(self(images) if reconstruction is None else reconstruction, images)}
 
     def combine(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
         """The objective from its terms: here the reconstruction loss."""

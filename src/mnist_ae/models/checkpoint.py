@@ -27,7 +27,8 @@ def save_checkpoint(path: Path, model: AutoEncoder, metadata: dict[str, Any]) ->
 
 
 def _read(source: Path | IO[bytes]) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, Any]]:
-    """The file's model config, weights and metadata, the weights' shapes checked against the config.
+    """The file's model config, weights and metadata, the weights' shapes checked against the config
+    and their values finite.
 
     The expected shapes come from the model built on PyTorch's meta device, which allocates nothing:
     a foreign config (``hidden: [10**9]``) cannot make us allocate what it claims, and whatever
@@ -47,6 +48,14 @@ def _read(source: Path | IO[bytes]) -> tuple[dict[str, Any], dict[str, torch.Ten
         wrong = sorted(name for name in expected.keys() | found.keys() if expected.get(name) != found.get(name))
         raise ValueError(f"weights of another model: {wrong[0]} is {found.get(wrong[0])} in the file, "
                          f"{expected.get(wrong[0])} for its config {config}")
+    # A NaN weight runs silently to NaN codes, which end the evaluate stage inside torch.linalg; the
+    # train stage never saves one (it stops on a diverged loss), so such a file is damaged.
+    broken = next((name for name, tensor in checkpoint["state_dict"].items()
+                   if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())), None)
+    if broken:
+        raise ValueError(f"its weight {broken} holds NaN or inf")
+    if not isinstance(checkpoint["metadata"], dict):  # the evaluate stage reads it (trained_loss)
+        raise ValueError(f"its metadata is a {type(checkpoint['metadata']).__name__}, not a dict")
     return config, checkpoint["state_dict"], checkpoint["metadata"]
 
 
@@ -72,8 +81,9 @@ def load_checkpoint(source: str | os.PathLike[str] | IO[bytes],
 
 def trained_loss(metadata: dict[str, Any], name: str | os.PathLike[str]) -> str:
     """The reconstruction loss (``train.loss``) the checkpoint's model was trained on."""
-    loss = metadata.get("train", {}).get("loss")
-    if loss not in LOSSES:
+    train = metadata.get("train")
+    loss = train.get("loss") if isinstance(train, dict) else None
+    if not isinstance(loss, str) or loss not in LOSSES:  # a list (unhashable) would raise in the lookup
         raise UserError(f"{name} does not say which loss trained it (metadata train.loss is {loss!r}); "
                         f"rerun the train stage")
     return loss

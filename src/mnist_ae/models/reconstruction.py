@@ -4,6 +4,7 @@ that a model which learned anything beats by far. Training logs and checks these
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -12,6 +13,9 @@ from ..core.errors import UserError
 from .base import AutoEncoder, Loss
 
 CHUNK = 1024  # rows at once: bounds memory, and keeps a chunk's activations in the CPU's cache from layer to layer
+# The seed of what an objective draws in evaluation (a VAE's sampled code): the same draws at every
+# epoch's validation pass and in every run, so a change in val_loss or test_loss is the model's.
+NOISE_SEED = 0
 
 
 def _device(model: AutoEncoder) -> torch.device:
@@ -19,27 +23,27 @@ def _device(model: AutoEncoder) -> torch.device:
 
 
 @torch.no_grad()
-def reconstruct(model: AutoEncoder, images: torch.Tensor) -> torch.Tensor:
-    """The model's reconstructions of ``images``, computed in chunks on the model's device."""
-    return torch.cat([model(chunk.to(_device(model))).cpu() for chunk in images.split(CHUNK)])
+def _in_chunks(function: Callable[[torch.Tensor], torch.Tensor], model: AutoEncoder,
+              rows: torch.Tensor) -> torch.Tensor:
+    """``function`` (the model's ``encode``, ``decode`` or itself) of ``rows``, computed in chunks on the
+    model's device, gathered on the CPU."""
+    return torch.cat([function(chunk.to(_device(model))).cpu() for chunk in rows.split(CHUNK)])
 
 
-@torch.no_grad()
 def encode(model: AutoEncoder, images: torch.Tensor) -> torch.Tensor:
-    """The codes of ``images``, in chunks, on the CPU."""
-    return torch.cat([model.encode(chunk.to(_device(model))).cpu() for chunk in images.split(CHUNK)])
+    """The codes of ``images``, on the CPU, without gradients."""
+    return _in_chunks(model.encode, model, images)
 
 
-@torch.no_grad()
 def decode(model: AutoEncoder, codes: torch.Tensor) -> torch.Tensor:
-    """The images ``codes`` decode to, in chunks, on the CPU."""
-    return torch.cat([model.decode(chunk.to(_device(model))).cpu() for chunk in codes.split(CHUNK)])
+    """The images ``codes`` decode to, on the CPU, without gradients."""
+    return _in_chunks(model.decode, model, codes)
 
 
 @dataclass(frozen=True)
 class Assessment:
-    """A model's work on a split of ``n`` images of ``pixels`` each, with the model as it is evaluated
-    (a VAE's code is its mean, not a sample)."""
+    """A model's work on a split of ``n`` images of ``pixels`` each, with the model as it is evaluated:
+    a VAE's code is its mean, its objective that of a sampled code, as trained."""
 
     codes: torch.Tensor  # (n, code_dim), on the CPU
     mse: torch.Tensor  # (n,): each image's mean squared error over its pixels
@@ -58,16 +62,21 @@ class Assessment:
 
 @torch.no_grad()
 def assess(model: AutoEncoder, images: torch.Tensor, loss: Loss | None) -> Assessment:
-    """Codes, per-image MSE and the objective over ``images``, in chunks on the model's device.
-    ``loss=None``: no objective (it takes another pass of the model), 0 in its place."""
+    """Codes, per-image MSE and the objective over ``images``, in chunks on the model's device: a family
+    whose objective is of the reconstruction (mlp, conv) runs once per chunk; a VAE, whose objective
+    decodes a sampled code, runs its encoder and decoder again for it, the code drawn from a generator
+    seeded with ``NOISE_SEED``. ``loss=None``: no objective, 0 in its place."""
+    device = _device(model)
+    generator = torch.Generator(device).manual_seed(NOISE_SEED)
     codes, mse, objective, terms = [], [], 0.0, {}
     for chunk in images.split(CHUNK):
-        chunk = chunk.to(_device(model))
+        chunk = chunk.to(device)
         code = model.encode(chunk)
+        reconstruction = model.decode(code)
         codes.append(code.cpu())
-        mse.append((model.decode(code) - chunk).pow(2).mean(dim=1).cpu())
+        mse.append((reconstruction - chunk).pow(2).mean(dim=1).cpu())
         if loss is not None:
-            chunk_terms = model.objective_terms(chunk, loss)
+            chunk_terms = model.objective_terms(chunk, loss, reconstruction=reconstruction, generator=generator)
             objective += float(model.combine(chunk_terms))
             for name, value in chunk_terms.items():
                 terms[name] = terms.get(name, 0.0) + float(value)

@@ -42,11 +42,15 @@ class VAE(AutoEncoder):
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         return self.decoder(codes)
 
-    def objective_terms(self, images: torch.Tensor, loss: Loss) -> dict[str, torch.Tensor]:
-        """The reconstruction loss of a sampled code (in training; of the mean otherwise) and
-        KL(posterior || N(0, I)), each summed over the batch."""
+    def objective_terms(self, images: torch.Tensor, loss: Loss, *, reconstruction: torch.Tensor | None = None,
+                        generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """The reconstruction loss of a code drawn from the posterior and KL(posterior || N(0, I)),
+        each summed over the batch: the objective as trained, in evaluation too (drawn from
+        ``generator``, so a rerun gives the same value). ``reconstruction``, the mean code's, is not
+        what this objective decodes: it is ignored."""
         mean, log_variance = self.posterior(images)
-        code = mean + torch.randn_like(mean) * (0.5 * log_variance).exp() if self.training else mean
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        code = mean + noise * (0.5 * log_variance).exp()
         return {"reconstruction": loss(self.decode(code), images), "kl": kl_divergence(mean, log_variance)}
 
     def combine(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -15,17 +15,27 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..models.base import AutoEncoder
 from ..params import TrainParams
-from .steps import choose_step
+
+if TYPE_CHECKING:
+    from .steps import StepKind
 
 USER_THREAD_SETTINGS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # MKL's strict mode sums gemm in an order that does not depend on the thread count (on its AVX2 and
-# AVX-512 paths). Read at MKL's first call: set before any product.
+# AVX-512 paths): float32's products. Read at MKL's first call: set before any product.
 MKL_REPRODUCIBILITY = ("MKL_CBWR", "AUTO,STRICT")
+# Steps the thread check takes at each batch size the run uses, after a first one: Adam's first step
+# moves each weight by about ``lr`` times its gradient's sign, which hides the gradient's last bits.
+# In float32 a sum split otherwise changes nearly every output's last bits, seen in one step more.
+# bfloat16's products (oneDNN's, which MKL's mode does not cover) round each float32 sum to 8 bits,
+# which hides a split in nearly every output (docs/reproducibility.md#threads-and-bits): there the
+# check takes a window's worth.
+CHECK_STEPS = {"fp32": 1, "bf16": 50}
 # Windows of steps between two looks at the cores other processes leave free; the first look is
 # after the first window, since a window with too many threads beside a busy neighbour is slow.
 LOOK_EVERY = 5
@@ -69,15 +79,16 @@ def thread_count(threads: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def same_bits_at_every_thread_count(model: AutoEncoder, config: TrainParams, data: torch.Tensor,
+def same_bits_at_every_thread_count(kind: StepKind, model: AutoEncoder, config: TrainParams, data: torch.Tensor,
                                     batch_size: int) -> bool:
-    """Whether the run's step, from the model's weights, gives the same bits at every thread count up
-    to the current one: the losses, the weights and Adam's moments after two steps at the full batch
-    size and one at the short last batch's, if the run has one. Two steps, since Adam's first moves
-    each weight by about ``lr`` times its gradient's sign, which hides the gradient's last bits."""
+    """Whether the run's step ``kind``, from the model's weights, gives the same bits at every thread
+    count up to the current one: the losses, the weights and Adam's moments after ``CHECK_STEPS``
+    steps (and a first) at the full batch size, then as many at the short last batch's, if the run
+    has one, each on the next rows of ``data``."""
     last = len(data) - (math.ceil(len(data) / batch_size) - 1) * batch_size
-    sizes = [batch_size, batch_size] + ([last] if last != batch_size else [])
-    kind = choose_step(model, config, data.device, distributed=False)
+    steps = CHECK_STEPS[config.precision]
+    sizes = [batch_size] * (1 + steps) + ([last] * steps if last != batch_size else [])
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
     trials = []
     for threads in range(1, torch.get_num_threads() + 1):
         trial = copy.deepcopy(model)
@@ -85,8 +96,8 @@ def same_bits_at_every_thread_count(model: AutoEncoder, config: TrainParams, dat
             torch.manual_seed(0)  # the same noise (a VAE's) in every trial
             step = kind.build(trial, config, batch_size, False)
             losses = torch.empty(len(sizes), device=data.device)
-            for i, size in enumerate(sizes):
-                step(data, torch.arange(size, device=data.device), losses[i])
+            for i, (start, size) in enumerate(zip(starts, sizes, strict=True)):
+                step(data, (start + torch.arange(size, device=data.device)) % len(data), losses[i])
             step.sync_model()
         trials.append([losses, *trial.state_dict().values(), *step.moments()])
     return all(torch.equal(a, b) for trial in trials[1:] for a, b in zip(trials[0], trial, strict=True))

@@ -48,6 +48,12 @@ def launched_by_torchrun() -> bool:
     return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
+def world_size(nproc: int) -> int:
+    """How many ranks the run trains on, known before any starts: torchrun's count in a rank it
+    started (several machines' ranks, whatever ``train.nproc`` says), else ``train.nproc``."""
+    return int(os.environ["WORLD_SIZE"]) if launched_by_torchrun() else nproc
+
+
 def needs_torchrun(nproc: int) -> bool:
     """Whether this process must start the ranks: more than one asked for, and none started yet."""
     return nproc > 1 and not launched_by_torchrun()
@@ -56,7 +62,8 @@ def needs_torchrun(nproc: int) -> bool:
 def relaunch_with_torchrun(nproc: int, script: str, device: torch.device) -> int:
     """Start ``script`` as ``nproc`` ranks on this machine through torchrun; returns the exit code.
 
-    Each rank prints its own error (a user error as one line, exit 2); the exit code passed on is
+    The caller checks first what would fail alike in every rank. What only a rank finds (a loss
+    that diverged) each rank prints (a user error as one line, exit 2); the exit code passed on is
     that of the rank that failed first, so a user error still ends the stage with 2, Ctrl-C with 130.
     """
     if device.type == "cuda" and nproc > torch.cuda.device_count():

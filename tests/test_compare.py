@@ -1,0 +1,171 @@
+"""make compare: replicates grouped by their params (seeds aside), mean ± sd, a verdict only where a
+spread was measured; the noise floor file and the CI summary beside it."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnist_ae.comparison import against_floor, compare_with, floor_of, floor_sigmas
+from mnist_ae.core.errors import UserError
+
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT / "scripts"))
+from compare import flat_params, load_groups, report  # noqa: E402
+
+METRICS = "test_mse|knn_accuracy_codes|(pixel_)?cluster_accuracy"
+
+
+def _row(name: str, seed: int, rng: np.random.Generator, test_mse: float = 0.011, sd: float = 1e-4,
+         **params: object) -> dict:
+    """One experiment as dvc.api.exp_show gives it: flat params, metrics, and DVC's own columns."""
+    return {"Experiment": name, "rev": name[:7], "typ": "branch_commit", "State": "Success",
+            "train.seed": seed, "embed.seed": 0, "model.kind": "mlp", "model.code_dim": 16,
+            "model.mlp.hidden": [256], **params,
+            "test_mse": test_mse + rng.normal(scale=sd), "knn_accuracy_codes": 0.91 + rng.normal(scale=0.005),
+            "cluster_accuracy": 0.58 + rng.normal(scale=0.01), "pixel_cluster_accuracy": 0.53 + rng.normal(scale=0.01),
+            "src/mnist_ae/core": "0123abcd"}
+
+
+@pytest.fixture
+def params_file() -> dict[str, object]:
+    """The committed params, flat, as make compare reads them (git show HEAD:params.yaml)."""
+    return flat_params("train:\n  seed: 0\nembed:\n  seed: 0\nmodel:\n  kind: mlp\n  code_dim: 16\n"
+                       "  mlp:\n    hidden: [256]\ndata:\n  md5: {}\n")
+
+
+def _groups(rows: list[dict], params: dict[str, object], baseline: str | None = None):
+    return load_groups(METRICS, baseline, params, rows=rows)[:3]
+
+
+def test_replicates_merge_and_other_params_never_do(params_file: dict[str, object]) -> None:
+    rng = np.random.default_rng(0)
+    rows = [_row(f"base-{s}", s, rng) for s in range(3)]
+    rows += [_row(f"wide-{s}", s, rng, **{"model.mlp.hidden": [512]}) for s in range(3)]
+    rows += [_row(f"small-{s}", s, rng, **{"model.code_dim": 8}) for s in range(2)]
+    rows += [_row("other-embed-seed", 0, rng, **{"embed.seed": 7})]  # a seed too: a replicate of the baseline
+    rows += [{"Experiment": "queued", "rev": "abc", "State": "Queued"}, {"rev": "workspace", "State": None}]
+    groups, baseline, metrics, not_done = load_groups(METRICS, None, params_file, rows=rows)
+    assert not_done == 1
+    assert [g.n for g in groups] == [4, 3, 2]
+    assert set(baseline.runs["Experiment"]) == {"base-0", "base-1", "base-2", "other-embed-seed"}
+    assert [g.label(baseline) for g in groups] == ["baseline", 'model.mlp.hidden=[512]', "model.code_dim=8"]
+    assert metrics == ["test_mse", "knn_accuracy_codes", "cluster_accuracy", "pixel_cluster_accuracy"]
+    # The same params and seeds twice (a rerun, or main beside its own experiment) count once.
+    again = _groups([*rows, _row("base-0-again", 0, rng)], params_file)[1]
+    assert baseline.n == again.n
+    # A configuration that does not measure a metric at all (embed.manifold off) is compared on the rest.
+    unmeasured = [{**row, "knn_accuracy_codes": None} for row in rows if row.get("Experiment", "").startswith("wide")]
+    groups, baseline, metrics = _groups([*rows[:3], *unmeasured], params_file)
+    assert "knn_accuracy_codes" not in set(compare_with(groups[1], baseline, metrics)["metric"])
+
+
+def test_a_difference_of_several_sd_is_beyond_noise_and_a_small_one_is_not(params_file: dict[str, object]) -> None:
+    rng = np.random.default_rng(1)
+    rows = [_row(f"base-{s}", s, rng) for s in range(5)]
+    rows += [_row(f"far-{s}", s, rng, test_mse=0.011 + 5e-4, **{"model.code_dim": 32}) for s in range(5)]
+    rows += [_row(f"near-{s}", s, rng, test_mse=0.011 + 2e-5, **{"model.code_dim": 8}) for s in range(5)]
+    groups, baseline, metrics = _groups(rows, params_file)
+    far, near = (compare_with(g, baseline, metrics).set_index("metric") for g in groups[1:])
+    assert far.loc["test_mse", "verdict"] == "beyond noise"
+    assert near.loc["test_mse", "verdict"] == "within noise"
+    assert 3e-4 < float(far.loc["test_mse", "difference"]) < 7e-4  # 5e-4, give or take the noise
+
+
+def test_a_single_seed_group_is_never_judged(params_file: dict[str, object]) -> None:
+    rng = np.random.default_rng(2)
+    rows = [_row(f"base-{s}", s, rng) for s in range(3)]
+    rows.append(_row("once", 0, rng, test_mse=1.0, **{"model.kind": "conv"}))
+    groups, baseline, metrics = _groups(rows, params_file)
+    table = compare_with(groups[1], baseline, metrics)
+    assert set(table["verdict"]) == {"spread unknown (n = 1): not judged"}
+    text = report(groups, baseline, metrics, markdown=True)
+    once = text[text.index("model.kind=conv: n = 1 (once)"):]  # its section: nothing judged
+    assert "beyond noise" not in once and "within noise" not in once
+
+
+def test_the_codes_are_set_against_the_pixels_of_the_same_replicates(params_file: dict[str, object]) -> None:
+    rng = np.random.default_rng(3)
+    text = report(*_groups([_row(f"base-{s}", s, rng) for s in range(4)], params_file), markdown=False)
+    assert "The codes against the pixels" in text and "the codes beyond noise" in text  # 0.58 against 0.53
+
+
+@pytest.mark.parametrize(("rows", "baseline", "message"), [
+    ("none", None, "no finished experiments to compare"),
+    ("two", "nope", r"--baseline nope: no such experiment; there are a-0, a-1"),
+    ("one-lacks", None, r"metrics missing in some replicates: knn_accuracy_codes in a-1"),
+    ("conv-only", None, "no experiment has the committed params.yaml"),
+])
+def test_bad_input_is_one_line(rows: str, baseline: str | None, message: str, params_file: dict[str, object]) -> None:
+    rng = np.random.default_rng(4)
+    made = {"none": [], "two": [_row(f"a-{s}", s, rng) for s in range(2)],
+            "one-lacks": [_row("a-0", 0, rng), {**_row("a-1", 1, rng), "knn_accuracy_codes": None}],
+            "conv-only": [_row("c-0", 0, rng, **{"model.kind": "conv"})]}
+    with pytest.raises(UserError, match=message) as error:
+        _groups(made[rows], params_file, baseline)
+    assert "\n" not in str(error.value)
+
+
+def test_the_floor_flags_changes_beyond_its_sd() -> None:
+    floor = {"test_mse": {"n": 5, "sd": 1e-4}, "cluster_accuracy": {"n": 5, "sd": 0.01}}
+    table = against_floor({"test_mse": (0.0110, 0.0110 + (floor_sigmas(5) + 0.5) * 1e-4),
+                           "cluster_accuracy": (0.59, 0.60), "val_mse": (0.1, 0.2)}, floor).set_index("metric")
+    assert table.loc["test_mse", "verdict"] == "**beyond noise**"
+    assert table.loc["cluster_accuracy", "verdict"] == "within noise"
+    assert "val_mse" not in table.index  # not a headline metric: no floor
+
+
+def _headline_pattern() -> str:
+    makefile = (PROJECT / "Makefile").read_text()
+    return re.search(r"^HEADLINE_METRICS = (.*)$", makefile, re.M).group(1)
+
+
+def test_the_committed_floor_holds_the_metrics_make_exp_show_shows() -> None:
+    """Every headline metric the committed metrics files have (and the manifold's, which the floor
+    measures with embed.manifold on) has a floor, and the floor has nothing else: a metric renamed in
+    a stage, or in the Makefile's HEADLINE_METRICS, fails here until make noise-floor is rerun."""
+    floor = json.loads((PROJECT / "metrics/noise_floor.json").read_text())
+    pattern = re.compile(_headline_pattern())
+    committed = {}
+    for path in ("metrics/evaluate.json", "metrics/embed.json", "metrics/pixel_baseline.json",
+                 "metrics/train/metrics.json"):
+        committed |= json.loads((PROJECT / path).read_text())
+    headline = {name for name in committed if pattern.fullmatch(name)}
+    manifold = {f"{who}manifold_{score}" for who in ("", "pixel_") for score in ("accuracy", "nmi", "ari")}
+    assert set(floor["metrics"]) == headline | manifold
+    entries = floor["metrics"].values()
+    assert len(floor["seeds"]) >= 5 and all(entry["n"] == len(floor["seeds"]) for entry in entries)
+    assert all(entry["min"] <= entry["mean"] <= entry["max"] and entry["sd"] >= 0 for entry in entries)
+
+
+def test_floor_of_needs_two_replicates(params_file: dict[str, object]) -> None:
+    rng = np.random.default_rng(5)
+    _, baseline, metrics = _groups([_row("a-0", 0, rng)], params_file)
+    with pytest.raises(UserError, match="needs 2 replicates or more"):
+        floor_of(baseline, metrics)
+    assert params_file["model.mlp.hidden"] == [256]
+
+
+def test_rows_as_exp_show_gives_them_group_and_find_the_baseline(params_file: dict[str, object]) -> None:
+    """dvc.api.exp_show gives 0.0 for a seed, "[256]" for a list, "True" for true, "None" for a metric
+    an experiment lacks, and leaves out an empty mapping: none of it splits replicates or hides the
+    baseline; the commit's own row counts after its newer experiment of the same seeds."""
+    rng = np.random.default_rng(6)
+
+    def shown(row: dict) -> dict:
+        row = {**row, "train.seed": float(row["train.seed"]), "embed.seed": 0.0, "model.code_dim": 16.0,
+               "model.mlp.hidden": "[256]", "embed.manifold": "True", "src/mnist_ae/core": "abc"}
+        return row
+    rows = [shown(_row(f"e-{s}", s, rng)) for s in range(3)]
+    rows.append({**shown(_row("main", 0, rng, test_mse=5.0)), "typ": "baseline", "Experiment": None, "rev": "main"})
+    groups, baseline, _ = _groups(rows, params_file | {"embed.manifold": True})
+    assert len(groups) == 1 and baseline.n == 3 and set(baseline.runs["Experiment"]) == {"e-0", "e-1", "e-2"}
+    assert baseline.runs["test_mse"].max() < 1  # seed 0's experiment, not the commit's row
+    assert not baseline.mixed_code
+    rows[1]["src/mnist_ae/core"] = "def"  # one replicate ran on other code
+    assert _groups(rows, params_file | {"embed.manifold": True})[1].mixed_code
