@@ -9,76 +9,11 @@ on each difference from the baseline group (mnist_ae/comparison.py says how); ``
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
-import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from mnist_ae.comparison import (
-    ALPHA,
-    Group,
-    check_metrics,
-    codes_against_pixels,
-    compare_with,
-    experiments_table,
-    find_baseline,
-    group_replicates,
-    metric_columns,
-    summary,
-)
-from mnist_ae.core.errors import UserError, first_line, run_stage
-
-
-def flat_params(text: str) -> dict[str, object]:
-    """params.yaml as dvc exp show names its params: ``train.seed``, ``model.mlp.hidden``..."""
-    def walk(node: dict, prefix: str) -> dict[str, object]:
-        flat = {}
-        for key, value in node.items():
-            name = f"{prefix}{key}"
-            flat |= walk(value, f"{name}.") if isinstance(value, dict) and value else {name: value}
-        return flat
-    try:
-        return walk(yaml.safe_load(text) or {}, "")
-    except yaml.YAMLError as error:
-        raise UserError(f"params.yaml is not valid YAML: {first_line(error)}") from None
-
-
-def committed_params() -> dict[str, object]:
-    """The committed params.yaml, flat: a plain `dvc exp run -S ...` rewrites the workspace's, and the
-    baseline is the committed configuration, not the last experiment's."""
-    shown = subprocess.run(["git", "show", "HEAD:params.yaml"], capture_output=True, text=True)
-    if shown.returncode != 0:
-        said = (shown.stderr.strip().splitlines() or ["git failed"])[0]
-        raise UserError(f"cannot read the committed params.yaml ({said}): run it in the project's git checkout")
-    return flat_params(shown.stdout)
-
-
-def load_groups(metrics: str, baseline_name: str | None, params: dict[str, object] | None = None,
-                rows: list[dict] | None = None,
-                require_baseline: bool = True) -> tuple[list[Group], Group | None, list[str], int]:
-    """The experiments DVC knows (or ``rows``, as dvc.api.exp_show gives them) as replicate groups,
-    the baseline among them (``require_baseline=False``: None), the metrics compared, and how many
-    experiments were left out as still queued or running. ``params``: the committed ones, flat."""
-    params = committed_params() if params is None else params
-    if rows is None:
-        import dvc.api  # here: slow to import
-
-        try:
-            rows = dvc.api.exp_show()
-        except Exception as error:  # not a DVC repository, no commit yet...: dvc's own errors vary
-            raise UserError(f"dvc could not list the experiments: {first_line(error)}") from None
-    table, not_done = experiments_table(rows, set(params), metrics)
-    compared = metric_columns(table, set(params))
-    if not compared:
-        raise UserError(f"no metric of the experiments matches {metrics!r}")
-    groups = group_replicates(table, set(params))
-    check_metrics(groups, compared)
-    baseline = find_baseline(groups, params, baseline_name) if require_baseline else None
-    return groups, baseline, compared, not_done
+from mnist_ae.comparison import ALPHA, Group, codes_against_pixels, compare_with, load_groups, summary
+from mnist_ae.core.errors import run_stage
 
 
 def render(frame: pd.DataFrame, markdown: bool) -> str:

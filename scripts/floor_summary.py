@@ -11,9 +11,6 @@ import argparse
 import json
 import subprocess
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from mnist_ae.comparison import NOISE_FLOOR, against_floor, floor_sigmas
 from mnist_ae.core.errors import UserError, run_stage

@@ -12,14 +12,18 @@ import argparse
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from compare import committed_params, load_groups
-from mnist_ae.comparison import NOISE_FLOOR, Group, NoExperiments, find_baseline, floor_of
+from mnist_ae.comparison import (
+    NOISE_FLOOR,
+    Group,
+    NoExperiments,
+    committed_params,
+    find_baseline,
+    floor_of,
+    load_groups,
+)
 from mnist_ae.core.atomic import write_json
 from mnist_ae.core.errors import UserError, run_stage
 
@@ -38,9 +42,9 @@ def _dvc(*args: str) -> str:
 def the_defaults_group(metrics: str) -> tuple[Group | None, list[str]]:
     """The replicate group of the committed params.yaml with ``OVERRIDES`` (None if no experiment has
     it), and the metrics compared."""
-    wanted = committed_params() | {name: yaml.safe_load(value) for name, value in
-                                   (override.split("=") for override in OVERRIDES)}
-    groups, _, compared, _ = load_groups(metrics, None, require_baseline=False)
+    params = committed_params()
+    wanted = params | {name: yaml.safe_load(value) for name, value in (override.split("=") for override in OVERRIDES)}
+    groups, _, compared, _ = load_groups(metrics, None, params, require_baseline=False)
     try:
         return find_baseline(groups, wanted, None), compared
     except UserError:

@@ -11,10 +11,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import numpy as np
 import pytest
@@ -219,3 +219,20 @@ def edit_params(root: Path, section: str, **values: object) -> None:
 def git_commit(root: Path, message: str) -> None:
     run(["git", "add", "-A"], root)
     run(["git", "-c", "user.name=tests", "-c", "user.email=tests@example.invalid", "commit", "-q", "-m", message], root)
+
+
+# --- Damaging a stage's file one way at a time (test_dataset.py, test_stage_inputs.py). ---
+
+def replace_entry(key: str, value: Callable[[Any], Any]) -> Callable[[dict[str, Any]], None]:
+    """A damage to a file's contents (a dict of arrays or tensors): entry ``key`` replaced by ``value`` of it."""
+    def damage(contents: dict[str, Any]) -> None:
+        contents[key] = value(contents[key])
+    return damage
+
+
+def set_element(index: tuple[int, ...], value: float) -> Callable[[Any], Any]:
+    """An array or tensor changed in place at ``index``, for ``replace_entry``."""
+    def changed(array: Any) -> Any:
+        array[index] = value
+        return array
+    return changed

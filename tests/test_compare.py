@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_ae.comparison import against_floor, compare_with, floor_of, floor_sigmas
+from mnist_ae.comparison import against_floor, compare_with, flat_params, floor_of, floor_sigmas, load_groups
 from mnist_ae.core.errors import UserError
 
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "scripts"))
-from compare import flat_params, load_groups, report  # noqa: E402
+from compare import report  # noqa: E402
 
 METRICS = "test_mse|knn_accuracy_codes|(pixel_)?cluster_accuracy"
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import replace_entry, set_element
 from mnist_ae.core.dataset import DIGITS, IDX_FILES, PIXELS, load_split
 from mnist_ae.core.errors import UserError
 from mnist_ae.data.idx import write_idx_gz
@@ -98,39 +99,29 @@ def _split_file(path: Path, damage) -> None:
     torch.save(data, path)
 
 
-def _set(key: str, value):
-    return lambda data: data.update({key: value(data[key])})
-
-
-def _with(index: tuple[int, ...], value: float):
-    def changed(tensor: torch.Tensor) -> torch.Tensor:
-        tensor[index] = value
-        return tensor
-    return changed
-
-
 @pytest.mark.parametrize(("damage", "message"), [
     (lambda data: data.pop("labels"), "no 'labels' in it"),
-    (_set("images", lambda images: images.double()),
+    (replace_entry("images", lambda images: images.double()),
      f"images is torch.float64 of shape (5, {PIXELS}); expected float32 of shape (images, {PIXELS})"),
-    (_set("images", lambda images: images.reshape(5, 28, 28)),
+    (replace_entry("images", lambda images: images.reshape(5, 28, 28)),
      f"images is torch.float32 of shape (5, 28, 28); expected float32 of shape (images, {PIXELS})"),
-    (_set("labels", lambda labels: labels.int()),
+    (replace_entry("labels", lambda labels: labels.int()),
      "labels is torch.int32 of shape (5,); expected int64 of shape (images,)"),
-    (_set("labels", lambda labels: labels[:4]), "5 images but 4 labels"),
+    (replace_entry("labels", lambda labels: labels[:4]), "5 images but 4 labels"),
     (lambda data: data.update(images=data["images"][:0], labels=data["labels"][:0]), "no images"),
-    (_set("classes", lambda classes: classes[:9]),
+    (replace_entry("classes", lambda classes: classes[:9]),
      "classes is ['0', '1', '2', '3', '4', '5', '6', '7', '8']; expected the names of 10 classes"),
-    (_set("classes", lambda classes: list(range(10))),
+    (replace_entry("classes", lambda classes: list(range(10))),
      "classes is [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]; expected the names of 10 classes"),
-    (_set("labels", _with((2,), 10)), "labels hold 0..10; expected labels 0..9"),
-    (_set("labels", _with((2,), -1)), "labels hold -1..4; expected labels 0..9"),
-    (_set("images", lambda images: images * 255),  # bytes, never scaled
+    (replace_entry("labels", set_element((2,), 10)), "labels hold 0..10; expected labels 0..9"),
+    (replace_entry("labels", set_element((2,), -1)), "labels hold -1..4; expected labels 0..9"),
+    (replace_entry("images", lambda images: images * 255),  # bytes, never scaled
      "images hold values from 0.0 to 255.0; expected finite values in [0, 1]"),
-    (_set("images", _with((1, 7), -0.5)), "images hold values from -0.5 to 1.0; expected finite values in [0, 1]"),
-    (_set("images", _with((1, 7), float("nan"))),
+    (replace_entry("images", set_element((1, 7), -0.5)),
+     "images hold values from -0.5 to 1.0; expected finite values in [0, 1]"),
+    (replace_entry("images", set_element((1, 7), float("nan"))),
      "images hold values from nan to nan; expected finite values in [0, 1]"),
-    (_set("images", _with((4, 0), float("inf"))),
+    (replace_entry("images", set_element((4, 0), float("inf"))),
      "images hold values from 0.0 to inf; expected finite values in [0, 1]"),
 ])
 def test_a_prepared_split_unlike_its_promise_is_named(tmp_path: Path, damage, message: str) -> None:

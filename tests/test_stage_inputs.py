@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from check_repro import metric_drift
+from helpers import replace_entry, set_element
 from mnist_ae.core.codes import load_codes
 from mnist_ae.core.dataset import DIGITS, SPLITS
 from mnist_ae.core.errors import UserError
@@ -30,19 +31,6 @@ def _codes() -> dict[str, np.ndarray]:
     return arrays
 
 
-def _set(key: str, value: Callable[[np.ndarray], np.ndarray]) -> Callable[[dict[str, np.ndarray]], None]:
-    def damage(arrays: dict[str, np.ndarray]) -> None:
-        arrays[key] = value(arrays[key])
-    return damage
-
-
-def _with(index: tuple[int, ...], value: float) -> Callable[[np.ndarray], np.ndarray]:
-    def changed(array: np.ndarray) -> np.ndarray:
-        array[index] = value
-        return array
-    return changed
-
-
 def _every(keys: list[str], value: Callable[[np.ndarray], np.ndarray]) -> Callable[[dict[str, np.ndarray]], None]:
     def damage(arrays: dict[str, np.ndarray]) -> None:
         for key in keys:
@@ -52,25 +40,26 @@ def _every(keys: list[str], value: Callable[[np.ndarray], np.ndarray]) -> Callab
 
 @pytest.mark.parametrize(("damage", "message"), [
     (lambda arrays: arrays.pop("test_labels"), "no test_labels in the file"),
-    (_set("classes", lambda classes: classes[:9]), "classes has shape (9,); expected the names of 10 classes"),
-    (_set("train_codes", lambda codes: codes.astype(np.float64)),
+    (replace_entry("classes", lambda classes: classes[:9]), "classes has shape (9,); expected the names of 10 classes"),
+    (replace_entry("train_codes", lambda codes: codes.astype(np.float64)),
      "train_codes is float64 of shape (30, 4); expected float32 of shape (images, code size)"),
-    (_set("validation_codes", lambda codes: codes.ravel()),
+    (replace_entry("validation_codes", lambda codes: codes.ravel()),
      "validation_codes is float32 of shape (40,); expected float32 of shape (images, code size)"),
-    (_set("test_labels", lambda labels: labels.astype(np.float32)),
+    (replace_entry("test_labels", lambda labels: labels.astype(np.float32)),
      "test_labels is float32 of shape (20,); expected integers of shape (images,)"),
-    (_set("test_labels", lambda labels: labels[:, None]),
+    (replace_entry("test_labels", lambda labels: labels[:, None]),
      "test_labels is int64 of shape (20, 1); expected integers of shape (images,)"),
-    (_set("test_labels", lambda labels: labels[:-1]), "test_codes has 20 rows but test_labels has 19"),
+    (replace_entry("test_labels", lambda labels: labels[:-1]), "test_codes has 20 rows but test_labels has 19"),
     (_every(["validation_codes", "validation_labels"], lambda array: array[:0]),
      "validation_codes and validation_labels are empty: a split of no images"),
     (_every([f"{name}_codes" for name in SPLITS], lambda codes: codes[:, :0]),
      "train_codes has 0 columns: codes of no numbers"),
-    (_set("test_codes", lambda codes: codes[:, :3]), "test_codes has 3 columns but train_codes has 4"),
-    (_set("test_labels", _with((3,), 10)), "test_labels holds 0..10; expected labels 0..9"),
-    (_set("train_labels", _with((0,), -1)), "train_labels holds -1..9; expected labels 0..9"),
-    (_set("test_codes", _with((5, 2), np.nan)), "test_codes holds NaN or inf (in 1 of its 80 numbers)"),
-    (_set("train_codes", _with((0, 0), -np.inf)), "train_codes holds NaN or inf (in 1 of its 120 numbers)"),
+    (replace_entry("test_codes", lambda codes: codes[:, :3]), "test_codes has 3 columns but train_codes has 4"),
+    (replace_entry("test_labels", set_element((3,), 10)), "test_labels holds 0..10; expected labels 0..9"),
+    (replace_entry("train_labels", set_element((0,), -1)), "train_labels holds -1..9; expected labels 0..9"),
+    (replace_entry("test_codes", set_element((5, 2), np.nan)), "test_codes holds NaN or inf (in 1 of its 80 numbers)"),
+    (replace_entry("train_codes", set_element((0, 0), -np.inf)),
+     "train_codes holds NaN or inf (in 1 of its 120 numbers)"),
 ])
 def test_a_codes_file_whose_arrays_disagree_is_named(tmp_path: Path, damage, message: str) -> None:
     path = tmp_path / "codes.npz"

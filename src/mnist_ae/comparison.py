@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import pandas as pd
 import yaml
 from scipy import stats
 
-from .core.errors import UserError
+from .core.errors import UserError, first_line
 
 # The defaults' spread over seeds (make noise-floor): committed, not a DVC metric, which would be a
 # column of every dvc exp show.
@@ -262,3 +263,51 @@ def against_floor(changes: dict[str, tuple[float | None, float | None]], floor: 
                      "change": "" if change is None else f"{change:+.3g}",
                      f"seed sd (n={floor[metric]['n']})": f"{sd:.2g}", "verdict": flag})
     return pd.DataFrame(rows)
+
+
+def flat_params(text: str) -> dict[str, object]:
+    """params.yaml as dvc exp show names its params: ``train.seed``, ``model.mlp.hidden``..."""
+    def walk(node: dict, prefix: str) -> dict[str, object]:
+        flat = {}
+        for key, value in node.items():
+            name = f"{prefix}{key}"
+            flat |= walk(value, f"{name}.") if isinstance(value, dict) and value else {name: value}
+        return flat
+    try:
+        return walk(yaml.safe_load(text) or {}, "")
+    except yaml.YAMLError as error:
+        raise UserError(f"params.yaml is not valid YAML: {first_line(error)}") from None
+
+
+def committed_params() -> dict[str, object]:
+    """The committed params.yaml, flat: a plain `dvc exp run -S ...` rewrites the workspace's, and the
+    baseline is the committed configuration, not the last experiment's."""
+    shown = subprocess.run(["git", "show", "HEAD:params.yaml"], capture_output=True, text=True)
+    if shown.returncode != 0:
+        said = (shown.stderr.strip().splitlines() or ["git failed"])[0]
+        raise UserError(f"cannot read the committed params.yaml ({said}): run it in the project's git checkout")
+    return flat_params(shown.stdout)
+
+
+def load_groups(metrics: str, baseline_name: str | None, params: dict[str, object] | None = None,
+                rows: list[dict] | None = None,
+                require_baseline: bool = True) -> tuple[list[Group], Group | None, list[str], int]:
+    """The experiments DVC knows (or ``rows``, as dvc.api.exp_show gives them) as replicate groups,
+    the baseline among them (``require_baseline=False``: None), the metrics compared, and how many
+    experiments were left out as still queued or running. ``params``: the committed ones, flat."""
+    params = committed_params() if params is None else params
+    if rows is None:
+        import dvc.api  # here: slow to import
+
+        try:
+            rows = dvc.api.exp_show()
+        except Exception as error:  # not a DVC repository, no commit yet...: dvc's own errors vary
+            raise UserError(f"dvc could not list the experiments: {first_line(error)}") from None
+    table, not_done = experiments_table(rows, set(params), metrics)
+    compared = metric_columns(table, set(params))
+    if not compared:
+        raise UserError(f"no metric of the experiments matches {metrics!r}")
+    groups = group_replicates(table, set(params))
+    check_metrics(groups, compared)
+    baseline = find_baseline(groups, params, baseline_name) if require_baseline else None
+    return groups, baseline, compared, not_done
