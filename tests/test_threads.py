@@ -159,6 +159,11 @@ def test_one_thread_where_bits_depend_on_the_count_and_the_users_count_where_cho
             assert set(run_windows(fixed, 20)) == {1}
         assert torch.get_num_threads() == 2 and asked == [1]
         assert fixed.summary().startswith("1 thread: this model's kernels sum in an order that depends on the thread")
+    # train.threads: all_cores trades the bits for the cores: the check is not asked, the count follows the cores.
+    monkeypatch.setattr(cpu, "FreeCores", lambda: FakeFreeCores(free=2))
+    fast = cpu.tuning_for(torch.device("cpu"), same_bits=lambda: pytest.fail("all_cores asks no check"),
+                          threads="all_cores")
+    assert set(run_windows(fast, 20)) == {2}
     unknown = FakeFreeCores(free=1, known=False)  # not Linux: nothing says how busy the cores are
     assert set(run_windows(tuning_beside(monkeypatch, unknown), 20)) == {2} and unknown.looks == 0
     monkeypatch.setenv("OMP_NUM_THREADS", "2")

@@ -378,3 +378,58 @@ def test_the_epoch_log_writes_each_term_of_the_objective(tmp_path) -> None:
     assert summary["val_kl"] == last["kl"] and summary["val_reconstruction"] == last["reconstruction"]
     assert summary["val_loss"] == pytest.approx((last["reconstruction"] + 2.0 * last["kl"]) / PIXELS, abs=1e-5)
     assert not (tmp_path / "log" / "plots" / "metrics" / "val_kl.tsv").exists()  # a curve only some families draw
+
+
+def test_the_cosine_schedule_is_torchs_cosine_annealing_stepped_once_a_batch() -> None:
+    config = train_params(schedule="cosine", lr=1e-2)
+    weight = nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.Adam([weight], lr=config.lr)
+    annealing = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=40, eta_min=0.0)
+    for done in range(40):
+        assert loop.learning_rate(config, done, 40) == pytest.approx(optimizer.param_groups[0]["lr"], rel=1e-12)
+        optimizer.step()
+        annealing.step()
+    assert loop.learning_rate(config, 20, 40) == pytest.approx(5e-3)
+    assert loop.learning_rate(train_params(schedule="constant", lr=1e-2), 20, 40) == 1e-2
+
+
+@pytest.mark.parametrize("step", ["fused_mlp", "autograd"])
+def test_each_step_trains_at_the_scheduled_rate(step: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """fit hands every step its rate, counted across epochs; and the rate reaches Adam: a step at
+    rate 0 leaves the weights as they were."""
+    data = torch.rand(40, PIXELS)
+    config = train_params(epochs=2, batch_size=16, schedule="cosine", step=step)  # 3 steps an epoch, the last short
+    kind = choose_step(make_model(), config, data.device, False)
+    seen = []
+    original = kind.build
+
+    def recording(*args: object) -> Step:
+        built = original(*args)
+        set_lr = built.set_lr
+        built.set_lr = lambda lr: (seen.append(lr), set_lr(lr))
+        return built
+
+    monkeypatch.setattr(loop, "choose_step", lambda *args: type(kind)(kind.name, kind.applies, recording))
+    fit(make_model(), data, config, progress=False)
+    assert seen == pytest.approx([loop.learning_rate(config, done, 6) for done in range(6)])
+    assert seen[0] == config.lr and seen[-1] < config.lr / 10
+
+    model = make_model()
+    built = kind.build(model, config, 16, False)
+    built.set_lr(0.0)
+    before = [p.detach().clone() for p in model.parameters()]
+    built(data, torch.arange(16), torch.empty(()))
+    built.sync_model()
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_a_constant_schedule_leaves_the_rate_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """constant: no step is handed a rate (the defaults' bits are those of before the schedule)."""
+    def no_rate(self: object, lr: float) -> None:
+        raise AssertionError("a constant schedule sets no rate")
+
+    monkeypatch.setattr(FusedMLPStep, "set_lr", no_rate)
+    data = torch.rand(64, PIXELS)
+    constant = fit(make_model(), data, train_params(epochs=2, batch_size=16), progress=False)
+    monkeypatch.undo()
+    assert constant != fit(make_model(), data, train_params(epochs=2, batch_size=16, schedule="cosine"), progress=False)

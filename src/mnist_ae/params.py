@@ -76,11 +76,16 @@ class TrainParams(Strict):
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     lr: float = Field(gt=0)
+    # constant, or cosine: from lr down to 0 over the run's steps (a long run's last epochs settle)
+    schedule: Literal["constant", "cosine"]
     device: Literal["auto", "cpu", "cuda", "mps"]
     nproc: int = Field(ge=1)  # processes (ranks) on this machine; > 1 runs through torchrun
     precision: Literal["fp32", "bf16"]
     loss: Literal["mse", "bce"]  # the reconstruction loss trained on: a key of models.losses.LOSSES
     step: Literal["auto", "fused_mlp", "autograd"]  # auto, or a name in training.steps.STEPS
+    # same_bits: one thread where a model's sums depend on the count (the same weights on any machine);
+    # all_cores: every free core whatever the bits (OMP_NUM_THREADS, when set, wins over both)
+    threads: Literal["same_bits", "all_cores"]
 
 
 class EvaluateParams(Strict):

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
@@ -156,23 +156,25 @@ class CpuTuning(NoTuning):
         if len(self.steps_at) <= 1:
             threads = next(iter(self.steps_at), torch.get_num_threads())
             why = (": this model's kernels sum in an order that depends on the thread count here, so it trains "
-                   "on one, whatever the cores and the load (OMP_NUM_THREADS=N chooses N)" if self.one_thread else "")
+                   "on one, whatever the cores and the load (train.threads: all_cores, or OMP_NUM_THREADS=N, trades the bits for speed)" if self.one_thread else "")
             return f"{threads} thread{'s' * (threads > 1)}{why}"
         total = sum(self.steps_at.values())
         return ", ".join(f"{count} thread{'s' * (count > 1)} for {self.steps_at[count] / total:.0%} of the steps"
                          for count in sorted(self.steps_at, reverse=True)) + " (other processes kept cores busy)"
 
 
-def tuning_for(device: torch.device, same_bits: Callable[[], bool] | None) -> NoTuning:
+def tuning_for(device: torch.device, same_bits: Callable[[], bool] | None,
+               threads: Literal["same_bits", "all_cores"] = "same_bits") -> NoTuning:
     """The hook ``fit`` wraps its windows in, decided here, once: nothing off the CPU; on it,
     denormals flushed and, where the count is ours to choose (several threads, none set by the user,
-    ``same_bits`` given: one process), one thread if ``same_bits()`` says the bits depend on the
-    count, else a count that follows the free cores where the OS says how busy they are."""
+    ``same_bits`` given: one process), one thread if ``threads`` (``train.threads``) asks for the same
+    bits and ``same_bits()`` says they depend on the count, else a count that follows the free cores
+    where the OS says how busy they are."""
     if device.type != "cpu":
         return NoTuning()
     if same_bits is None or torch.get_num_threads() == 1 or user_chose_threads():
         return CpuTuning()
-    if not same_bits():
+    if threads == "same_bits" and not same_bits():
         return CpuTuning(one_thread=True)
     cores = FreeCores()
     return CpuTuning(free_cores=cores if cores.known else None)

@@ -141,6 +141,9 @@ class FusedMLPStep:
     def moments(self) -> list[torch.Tensor]:
         return [self.exp_avg, self.exp_avg_sq]
 
+    def set_lr(self, lr: float) -> None:
+        self.lr = lr
+
     @torch.no_grad()
     def sync_model(self) -> None:
         """Write the trained weights back into the model's own parameters."""

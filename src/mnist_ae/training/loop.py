@@ -7,6 +7,7 @@ window of ``CHECK_EVERY`` steps, so the device never waits for the host. What a 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -48,14 +49,18 @@ def fit(
     # Ranks keep their threads: each rank's count is its own affair, and the check is one process's.
     same_bits = (None if distributed
                  else lambda: same_bits_at_every_thread_count(kind, model, config, data, batch_size))
-    tuning = tuning_for(data.device, same_bits)
+    tuning = tuning_for(data.device, same_bits, config.threads)
     generator = torch.Generator().manual_seed(config.seed)
+    steps_per_epoch = math.ceil(len(data) / batch_size)
+    schedule = None if config.schedule == "constant" else (
+        lambda done: learning_rate(config, done, config.epochs * steps_per_epoch))
     history = []
     model.train()
     with tuning:
         for epoch in range(1, config.epochs + 1):
             batches = torch.randperm(len(data), generator=generator).to(data.device).split(batch_size)
-            history.append(train_epoch(step, data, batches, tuning, (epoch, config.epochs), progress, distributed))
+            history.append(train_epoch(step, data, batches, tuning, (epoch, config.epochs), progress, distributed,
+                                       schedule, (epoch - 1) * steps_per_epoch))
             step.sync_model()
             if on_epoch_end is not None:
                 model.eval()
@@ -66,15 +71,29 @@ def fit(
     return history
 
 
+def learning_rate(config: TrainParams, done: int, total: int) -> float:
+    """Adam's learning rate for the step after ``done`` of the run's ``total``: ``train.lr``
+    throughout, or under ``cosine`` half a cosine from ``train.lr`` down to 0 (SGDR without restarts,
+    Loshchilov & Hutter; torch's ``CosineAnnealingLR`` stepped once a batch): a long run's large
+    early steps explore, its small last ones settle into the minimum they found."""
+    if config.schedule == "constant":
+        return config.lr
+    return config.lr * 0.5 * (1.0 + math.cos(math.pi * done / total))
+
+
 def train_epoch(step: Step, data: torch.Tensor, batches: tuple[torch.Tensor, ...], tuning: NoTuning,
-                epoch: tuple[int, int], progress: bool, distributed: bool) -> float:
+                epoch: tuple[int, int], progress: bool, distributed: bool,
+                schedule: Callable[[int], float] | None = None, done: int = 0) -> float:
     """One pass over ``batches`` (indices into ``data``), the ``epoch`` (number, of how many)
-    with the progress bar; returns the mean over the batches of their loss per element."""
+    with the progress bar; returns the mean over the batches of their loss per element.
+    ``schedule(steps done)``: the learning rate of each step, after ``done`` steps of earlier epochs."""
     losses = torch.empty(len(batches), device=data.device)  # each batch's summed objective
     with tqdm(total=len(batches), desc="epoch {}/{}".format(*epoch), unit="batch", disable=not progress) as bar:
         for window in _windows(len(batches), CHECK_EVERY):
             with tuning.window(len(window), step.moments):
                 for i in window:
+                    if schedule is not None:
+                        step.set_lr(schedule(done + i))
                     step(data, batches[i], losses[i])
             _check_finite(losses, window, epoch[0], distributed)
             bar.update(len(window))

@@ -35,6 +35,9 @@ class Step(Protocol):
     def sync_model(self) -> None:
         """Make the model's parameters hold the trained weights (a step may train a copy)."""
 
+    def set_lr(self, lr: float) -> None:
+        """Adam's learning rate from the next step on (``train.schedule``)."""
+
 
 class AutogradStep:
     """The reference step: any family, loss and device, and DDP.
@@ -74,6 +77,10 @@ class AutogradStep:
 
     def sync_model(self) -> None:
         pass  # trains the model's own parameters
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
 
 
 class _Objective(nn.Module):
