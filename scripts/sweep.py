@@ -54,7 +54,9 @@ def queue(plan: Plan, jobs: int) -> None:
     print(f"queued {len(todo)} of {len(plan.experiments)} experiments ({len(plan.experiments) - len(todo)} done or "
           f"queued already)")
     if todo:
-        dvc("queue", "start", "-j", str(jobs))
+        # Not through dvc(): the workers it leaves running hold a captured pipe open, and the call would never return.
+        subprocess.run([sys.executable, "-m", "dvc", "queue", "start", "-j", str(jobs)], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=True)
         print(f"started {jobs} worker(s): dvc queue status shows them, make compare reads them")
 
 
