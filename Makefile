@@ -4,7 +4,7 @@ PYTHON ?= python3
 # DVC runs each stage's `python ...` through the shell: put the venv first on PATH so it is ours.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install lint lock repro check-repro test test-fast bench exp-show compare noise-floor clean
+.PHONY: install lint lock repro check-repro test test-fast bench exp-show compare noise-floor sweep clean
 
 install: $(VENV)/.installed
 
@@ -53,30 +53,27 @@ test-fast: install  ## the suite without the end-to-end dvc runs
 bench: install  ## time training and t-SNE against the tutorial versions, side by side (ARGS="--repeats 3")
 	python -m benchmarks.run $(ARGS)
 
-# Plain `dvc exp show` lists every param, every metric and the hash of every dependency, some 90
-# columns. --only-changed leaves the columns whose values differ between the experiments shown: every
-# param that was changed, data.* and embed.* as much as train.*. Of the rest, the headline metrics are
-# kept even where equal (--keep protects them): the training loss, the test MSE and loss, what the
-# codes are good for (k-NN, the linear probe, k-means) and the pixels' k-means beside them. Dropped
-# even where they differ: the dependency hashes (data/models changes with any training param), the
-# creation time and the detail metrics (per class, mean-image baselines, the last epoch's step and
-# validation numbers but a VAE's KL, embed's sample size).
-HEADLINE_METRICS = train_loss|(metrics/evaluate\.json:)?test_(mse|loss)|knn_accuracy_.*|probe_accuracy|(pixel_)?(cluster|manifold)_.*
-EXP_SHOW_KEEP = ^(Experiment|$(HEADLINE_METRICS))$$
-EXP_SHOW_DROP = ^(Created|(src|stages|data)/.*|requirements\.lock|baseline_.*|test_mse_per_class\..*|step|size|val_(loss|mse|reconstruction)|train_mse)$$
+# dvc exp show with the params that differ between experiments and the headline metrics (declared
+# once, in src/mnist_ae/headline.py) kept even where equal; scripts/exp_show.py says what it drops.
 exp-show: install  ## dvc exp show: the params that differ between experiments, and the headline metrics (ARGS=--md)
-	dvc exp show --only-changed --drop '$(EXP_SHOW_DROP)' --keep '$(EXP_SHOW_KEEP)' $(ARGS)
+	python scripts/exp_show.py $(ARGS)
 
 # The same headline metrics, per configuration: replicates (experiments that differ only in seeds)
 # merged into mean ± sd, each difference from the baseline judged (scripts/compare.py).
 compare: install  ## mean ± sd of the headline metrics per configuration, and what is beyond noise (ARGS="--md --baseline NAME")
-	python scripts/compare.py --metrics '$(HEADLINE_METRICS)' $(ARGS)
+	python scripts/compare.py $(ARGS)
 
-# The defaults (with the manifold clustering on) over SEEDS replicates: their spread of every headline
-# metric, into metrics/noise_floor.json. Runs the replicates that no experiment has yet; tens of minutes.
-SEEDS ?= 5  # replicates of the defaults: train.seed 0..SEEDS-1
-noise-floor: install  ## run the defaults over SEEDS seeds (default 5) and commit their spread: metrics/noise_floor.json
-	python scripts/noise_floor.py --seeds $(SEEDS) --metrics '$(HEADLINE_METRICS)'
+# The defaults (sweeps/defaults.yaml: the manifold clustering on) over SEEDS replicates: their spread
+# of every headline metric, into metrics/noise_floor.json. Runs the replicates HEAD has not yet, JOBS at a time.
+SEEDS ?= 5
+JOBS ?= 1
+noise-floor: install  ## run the defaults over SEEDS seeds (default 5), JOBS at a time (default 1), and write their spread: metrics/noise_floor.json
+	python scripts/noise_floor.py --seeds $(SEEDS) --jobs $(JOBS)
+
+# A sweep file's experiments (sweeps/*.yaml) in DVC's local queue, JOBS at a time; then make compare ARGS="--sweep SWEEP".
+SWEEP ?= sweeps/n2d.yaml
+sweep: install  ## queue the experiments of SWEEP (default sweeps/n2d.yaml: N2D's network) that HEAD has not run, JOBS at a time (ARGS="-S train.epochs=1 --seeds 1")
+	python scripts/sweep.py queue $(SWEEP) --jobs $(JOBS) $(ARGS)
 
 clean:  ## remove the virtual environment and test caches (DVC's data stays)
 	rm -rf $(VENV) .pytest_cache .hypothesis

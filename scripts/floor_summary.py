@@ -12,8 +12,8 @@ import json
 import subprocess
 import sys
 
-from mnist_ae.comparison import NOISE_FLOOR, against_floor, floor_sigmas
 from mnist_ae.core.errors import UserError, run_stage
+from mnist_ae.noise_floor import NOISE_FLOOR, against_floor, floor_sigmas, load_floor
 
 
 def metric_changes(rev: str) -> dict[str, tuple[float | None, float | None]]:
@@ -32,15 +32,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("rev", help="the revision to compare with (a pull request's base branch)")
     args = parser.parse_args()
-    if not NOISE_FLOOR.exists():
-        raise UserError(f"{NOISE_FLOOR} not found: make noise-floor writes it")
-    floor = json.loads(NOISE_FLOOR.read_text())
-    table = against_floor(metric_changes(args.rev), floor["metrics"], base=args.rev)
-    seeds = ", ".join(map(str, floor["seeds"]))
+    floor = load_floor(NOISE_FLOOR)
+    table = against_floor(metric_changes(args.rev), floor, base=args.rev)
+    seeds = ", ".join(map(str, floor.seeds))
     print(f"### Headline metrics against {args.rev}, beside the seed noise floor\n")
     print(f"The floor: the standard deviation of each metric over the defaults at train.seed {seeds} "
-          f"(with {', '.join(floor['overrides'])}; `make noise-floor`). A change is beyond noise where it exceeds "
-          f"{floor_sigmas(len(floor['seeds'])):.2f} of them (Student's t at 95 % with n - 1 degrees of freedom, "
+          f"(with {', '.join(floor.overrides)}; `make noise-floor`). A change is beyond noise where it exceeds "
+          f"{floor_sigmas(len(floor.seeds)):.2f} of them (Student's t at 95 % with n - 1 degrees of freedom, "
           f"times sqrt(2): two single runs' difference). Seed noise, not drift: docs/reproducibility.md.\n")
     print(table.to_markdown(index=False) if not table.empty else "No headline metric in common.")
 

@@ -1,81 +1,90 @@
-"""A sweep over one machine or many: ``plan`` lists its experiments, ``queue`` runs them in DVC's
-local queue (mnist_ae/sweep.py says how a sweep file expands and names them).
+"""A sweep over one machine or many (mnist_ae/sweeps/ says how a sweep file expands and names its
+experiments, and how each engine runs them):
 
-    python scripts/sweep.py plan sweeps/n2d.yaml
-    python scripts/sweep.py queue sweeps/n2d.yaml --jobs 2     # then: make compare
+    python scripts/sweep.py plan sweeps/n2d.yaml                    # the numbered experiments, the jobs
+    python scripts/sweep.py queue sweeps/n2d.yaml --jobs 2          # one machine: DVC's queue; then make compare
+    python scripts/sweep.py job sweeps/n2d.yaml --index N --baseline SHA    # job N of an array: run, push
+    python scripts/sweep.py gather sweeps/n2d.yaml --baseline SHA           # pull every job's, then compare
 """
 
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
+import json
 
 import pandas as pd
 
+from mnist_ae.comparison import add_arguments, baseline_names, committed_params, find_baseline, load_groups, report
 from mnist_ae.core.errors import UserError, run_stage
-from mnist_ae.sweep import Plan, load_plan
+from mnist_ae.sweeps.plan import Plan, load_plan
+from mnist_ae.sweeps.run import pull, queue, resolve, run_job
 
 
-def dvc(*args: str) -> str:
-    """Run ``dvc ARGS``; its output, or a one-line error with dvc's last line."""
-    result = subprocess.run([sys.executable, "-m", "dvc", *args], capture_output=True, text=True)
-    if result.returncode != 0:
-        said = (result.stderr.strip().splitlines() or result.stdout.strip().splitlines() or ["no message"])[-1]
-        raise UserError(f"dvc {' '.join(args[:2])} failed: {said}")
-    return result.stdout
-
-
-def show_plan(plan: Plan) -> None:
-    table = pd.DataFrame({"index": [e.index for e in plan.experiments], "name": [e.name for e in plan.experiments],
-                          "overrides": [" ".join(e.overrides) for e in plan.experiments]})
-    print(table.to_string(index=False))
-    print(f"{len(plan.experiments)} experiments ({plan.configurations} configurations x {plan.seeds} seeds): "
+def show_plan(plan: Plan, as_json: bool) -> None:
+    if as_json:  # a CI matrix: {"index": [0, 1, ...]}
+        print(json.dumps({"index": [planned.index for planned in plan.experiments]}))
+        return
+    print(pd.DataFrame({"index": [e.index for e in plan.experiments], "name": [e.name for e in plan.experiments],
+                        "overrides": [" ".join(e.overrides) for e in plan.experiments]}).to_string(index=False))
+    print(f"{len(plan.experiments)} experiments ({plan.configurations} configuration(s) x {plan.seeds} seeds): "
           f"{len(plan.experiments)} jobs, indices 0-{len(plan.experiments) - 1}")
 
 
-def queued_or_done() -> set[str]:
-    """Names of the experiments of this commit that are finished, queued or running."""
-    names = set(dvc("exp", "list", "--names-only").split())
-    for line in dvc("queue", "status").splitlines()[1:]:
-        fields = line.split()
-        if len(fields) >= 2 and fields[-1] not in ("Failed",):
-            names.add(fields[1])
-    return names
-
-
-def queue(plan: Plan, jobs: int) -> None:
-    """Queue every experiment of the plan that this commit has not finished or queued, then start
-    ``jobs`` workers (they run in the background: dvc queue status)."""
-    have = queued_or_done()
-    todo = [e for e in plan.experiments if e.name not in have]
-    for planned in todo:
-        dvc("exp", "run", "--queue", *planned.dvc_args())
-    print(f"queued {len(todo)} of {len(plan.experiments)} experiments ({len(plan.experiments) - len(todo)} done or "
-          f"queued already)")
-    if todo:
-        # Not through dvc(): the workers it leaves running hold a captured pipe open, and the call would never return.
-        subprocess.run([sys.executable, "-m", "dvc", "queue", "start", "-j", str(jobs)], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, check=True)
-        print(f"started {jobs} worker(s): dvc queue status shows them, make compare reads them")
+def gather(plan: Plan, args: argparse.Namespace) -> None:
+    """Pull the plan's experiments, compare them at the baseline commit, and name the missing ones
+    (exit 1 if any is missing, after the report)."""
+    commit = resolve(args.baseline_commit)
+    missing = pull(plan, commit, args.remote)
+    names = {planned.name for planned in plan.experiments}
+    baseline = baseline_names(args.baseline)
+    names |= baseline if isinstance(baseline, set) else {baseline} if baseline else set()
+    groups, _, metrics, not_done = load_groups(args.metrics, None, revs=[commit], names=names, require_baseline=False)
+    # The baseline: the one named, else the committed params.yaml's group, else the plan's first configuration.
+    params = committed_params(commit)
+    try:
+        found = find_baseline(groups, params, baseline)
+    except UserError:
+        if baseline is not None:
+            raise
+        first = plan.experiments[0].configuration
+        found = find_baseline(groups, params, {p.name for p in plan.experiments if p.configuration == first})
+    print(report(groups, found, metrics, args.md, not_done, missing))
+    if missing:
+        raise UserError(f"{len(missing)} of the plan's {len(plan.experiments)} experiments are missing: "
+                        f"{', '.join(missing)}; rerun their jobs (a done job does nothing), then gather again")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    for name in ("plan", "queue"):
+    for name in ("plan", "queue", "job", "gather"):
         command = commands.add_parser(name)
         command.add_argument("sweep", help="a sweep file (sweeps/*.yaml)")
         command.add_argument("-S", dest="extra", action="append", default=[],
                              help="another override for every experiment (a short check: -S train.epochs=1)")
         command.add_argument("--seeds", type=int, help="replicates instead of the file's")
+    commands.choices["plan"].add_argument("--json", action="store_true", help="the job indices, as a CI matrix")
     commands.choices["queue"].add_argument("--jobs", type=int, default=1, help="workers of the local queue")
+    for name in ("job", "gather"):
+        commands.choices[name].add_argument("--baseline-commit", required=True, dest="baseline_commit",
+                                            help="the pushed commit every job checks out")
+        commands.choices[name].add_argument("--remote", default="origin", help="the git remote (default: origin); "
+                                            "the outputs go to the DVC remote that .dvc/config makes the default")
+    commands.choices["job"].add_argument("--index", type=int, required=True, help="which job of the array")
+    add_arguments(commands.choices["gather"], revisions=False)
     args = parser.parse_args()
     plan = load_plan(args.sweep, tuple(args.extra), args.seeds)
     if args.command == "plan":
-        show_plan(plan)
+        show_plan(plan, args.json)
+    elif args.command == "queue":
+        queued = queue(plan, args.jobs)
+        print(f"queued {len(queued)} of {len(plan.experiments)} experiments (the others are done or queued); "
+              f"{'started ' + str(args.jobs) + ' worker(s): dvc queue status shows them, ' if queued else ''}"
+              f"make compare ARGS='--sweep {args.sweep}' reads them")
+    elif args.command == "job":
+        print(run_job(plan, args.index, args.baseline_commit, args.remote))
     else:
-        queue(plan, args.jobs)
+        gather(plan, args)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Stage: k-means on the raw pixels of every image and, with embed.manifold, the manifold clustering,
-scored as the embed stage scores the codes. It depends on the data alone, so DVC runs it once per
-dataset and every experiment compares with it."""
+scored as the embed stage scores the codes. It follows the data, the clustering params and the
+replicate seed (``train.seed``), never the model: DVC runs it once per dataset and seed, and every
+experiment of that seed compares with it."""
 
 import torch
 
@@ -9,6 +10,7 @@ from mnist_ae.core.atomic import write_json
 from mnist_ae.core.dataset import SPLITS, load_split
 from mnist_ae.core.errors import run_stage
 from mnist_ae.embedding.downstream import clustering_metrics
+from mnist_ae.headline import PIXEL_PREFIX
 from mnist_ae.params import load_params
 
 
@@ -19,7 +21,7 @@ def main() -> None:
     labels = torch.cat([split.labels for split in splits]).numpy()
     scores = clustering_metrics(images, labels, params.replicate_embed())
     print(f"the pixels of {len(labels):,} images: " + ", ".join(f"{k} {v}" for k, v in scores.items()))
-    write_json(paths.PIXEL_BASELINE, {f"pixel_{name}": value for name, value in scores.items()})
+    write_json(paths.PIXEL_BASELINE, {PIXEL_PREFIX + name: value for name, value in scores.items()})
 
 
 if __name__ == "__main__":

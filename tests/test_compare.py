@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mnist_ae.comparison import against_floor, compare_with, flat_params, floor_of, floor_sigmas, load_groups
+from mnist_ae.comparison import compare_with, flat_params, load_groups, report
 from mnist_ae.core.errors import UserError
+from mnist_ae.headline import headline_pattern
+from mnist_ae.noise_floor import Floor, against_floor, floor_sigmas, load_floor, spread_of
 
 PROJECT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT / "scripts"))
-from compare import report  # noqa: E402
 
 METRICS = "test_mse|knn_accuracy_codes|(pixel_)?cluster_accuracy"
 
@@ -111,8 +112,13 @@ def test_bad_input_is_one_line(rows: str, baseline: str | None, message: str, pa
     assert "\n" not in str(error.value)
 
 
+def _floor(**sds: float) -> Floor:
+    return Floor.model_validate({"seeds": [0, 1, 2, 3, 4], "overrides": [], "metrics": {
+        name: {"n": 5, "mean": 0.5, "sd": sd, "min": 0.0, "max": 1.0} for name, sd in sds.items()}})
+
+
 def test_the_floor_flags_changes_beyond_its_sd() -> None:
-    floor = {"test_mse": {"n": 5, "sd": 1e-4}, "cluster_accuracy": {"n": 5, "sd": 0.01}}
+    floor = _floor(test_mse=1e-4, cluster_accuracy=0.01)
     table = against_floor({"test_mse": (0.0110, 0.0110 + (floor_sigmas(5) + 0.5) * 1e-4),
                            "cluster_accuracy": (0.59, 0.60), "val_mse": (0.1, 0.2)}, floor).set_index("metric")
     assert table.loc["test_mse", "verdict"] == "**beyond noise**"
@@ -120,17 +126,12 @@ def test_the_floor_flags_changes_beyond_its_sd() -> None:
     assert "val_mse" not in table.index  # not a headline metric: no floor
 
 
-def _headline_pattern() -> str:
-    makefile = (PROJECT / "Makefile").read_text()
-    return re.search(r"^HEADLINE_METRICS = (.*)$", makefile, re.M).group(1)
-
-
 def test_the_committed_floor_holds_the_metrics_make_exp_show_shows() -> None:
     """Every headline metric the committed metrics files have (and the manifold's, which the floor
     measures with embed.manifold on) has a floor, and the floor has nothing else: a metric renamed in
-    a stage, or in the Makefile's HEADLINE_METRICS, fails here until make noise-floor is rerun."""
+    a stage, or in mnist_ae/headline.py, fails here until make noise-floor is rerun."""
     floor = json.loads((PROJECT / "metrics/noise_floor.json").read_text())
-    pattern = re.compile(_headline_pattern())
+    pattern = re.compile(headline_pattern())
     committed = {}
     for path in ("metrics/evaluate.json", "metrics/embed.json", "metrics/pixel_baseline.json",
                  "metrics/train/metrics.json"):
@@ -147,7 +148,7 @@ def test_floor_of_needs_two_replicates(params_file: dict[str, object]) -> None:
     rng = np.random.default_rng(5)
     _, baseline, metrics = _groups([_row("a-0", 0, rng)], params_file)
     with pytest.raises(UserError, match="needs 2 replicates or more"):
-        floor_of(baseline, metrics)
+        spread_of(baseline.runs, metrics)
     assert params_file["model.mlp.hidden"] == [256]
 
 
@@ -169,3 +170,99 @@ def test_rows_as_exp_show_gives_them_group_and_find_the_baseline(params_file: di
     assert not baseline.mixed_code
     rows[1]["src/mnist_ae/core"] = "def"  # one replicate ran on other code
     assert _groups(rows, params_file | {"embed.manifold": True})[1].mixed_code
+
+
+def test_the_threshold_is_students_t_times_root_two_as_computed_by_hand() -> None:
+    """t(0.975) from a printed table: 2.776 at 4 degrees of freedom, 4.303 at 2; times sqrt(2) = 1.4142."""
+    assert floor_sigmas(5) == pytest.approx(2.7764 * 1.41421, abs=1e-3)  # 3.926
+    assert floor_sigmas(3) == pytest.approx(4.3027 * 1.41421, abs=1e-3)  # 6.085
+    floor = _floor(test_mse=1e-4)
+    for sds, said in ((3.92, "within noise"), (3.93, "**beyond noise**"), (0.0, "within noise")):
+        table = against_floor({"test_mse": (0.011, 0.011 + sds * 1e-4)}, floor).set_index("metric")
+        assert table.loc["test_mse", "verdict"] == said, sds
+    still = against_floor({"test_mse": (0.011, 0.011)}, _floor(test_mse=0.0)).set_index("metric")
+    assert still.loc["test_mse", "verdict"] == "within noise"  # no change is no news, even with no spread
+    odd = against_floor({"test_mse": ("0.011", 0.012)}, floor).set_index("metric")
+    assert odd.loc["test_mse", "verdict"] == "not a number"
+
+
+GOOD_FLOOR = {"seeds": [0, 1, 2], "overrides": ["embed.manifold=true"],
+              "metrics": {"test_mse": {"n": 3, "mean": 0.011, "sd": 5e-5, "min": 0.0109, "max": 0.0112}}}
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    ("{not json", r"is not JSON"),
+    ({"seeds": [0, 1, 2], "overrides": []}, r"metrics: missing"),
+    ({**GOOD_FLOOR, "seeds": [0]}, r"seeds: List should have at least 2 items"),
+    ({**GOOD_FLOOR, "seeds": [0, 0, 1]}, r"repeat a seed"),
+    (("sd", -1e-4), r"metrics\.test_mse\.sd: Input should be greater than or equal to 0"),
+    (("sd", "NaN"), r"metrics\.test_mse\.sd: Input should be a finite number"),
+    (("sd", "wide"), r"metrics\.test_mse\.sd: Input should be a valid number"),
+    (("n", 2), r"metrics\.test_mse\.n is 2, but the floor has 3 seeds"),
+    (("n", 1), r"metrics\.test_mse\.n: Input should be greater than or equal to 2"),
+    (("mean", 0.5), r"mean 0\.5 is outside \[min, max\]"),
+])
+def test_a_damaged_floor_is_one_line_naming_the_field(damage: object, message: str, tmp_path: Path) -> None:
+    path = tmp_path / "noise_floor.json"
+    assert load_floor(_write_floor(path, GOOD_FLOOR)).metrics["test_mse"].n == 3
+    if isinstance(damage, tuple):
+        field, value = damage
+        damaged = json.loads(json.dumps(GOOD_FLOOR))
+        damaged["metrics"]["test_mse"][field] = value
+        damage = damaged
+    with pytest.raises(UserError, match=message) as error:
+        load_floor(_write_floor(path, damage))
+    assert "\n" not in str(error.value) and str(error.value).endswith("remake it with make noise-floor")
+
+
+def _write_floor(path: Path, content: object) -> Path:
+    path.write_text(content if isinstance(content, str) else json.dumps(content))
+    return path
+
+
+def test_the_ci_summary_refuses_a_damaged_floor_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "noise_floor.json").write_text('{"seeds": [0, 1]}')
+    result = subprocess.run([sys.executable, PROJECT / "scripts" / "floor_summary.py", "main"], cwd=tmp_path,
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: metrics/noise_floor.json: overrides: missing (and 1 more): remake it with make noise-floor"]
+
+
+def test_a_failed_replicate_is_named_beside_its_group(params_file: dict[str, object]) -> None:
+    rng = np.random.default_rng(7)
+    rows = [_row(f"base-{s}", s, rng) for s in range(3)]
+    rows += [_row(f"wide-{s}", s, rng, **{"model.mlp.hidden": [512]}) for s in range(2)]
+    rows.append({**_row("wide-2", 2, rng, **{"model.mlp.hidden": "[512]"}), "State": "Failed", "test_mse": None})
+    groups, baseline, metrics, not_done = load_groups(METRICS, None, params_file, rows=rows)
+    assert [g.n for g in groups] == [3, 2] and groups[1].failed == ("wide-2",) and baseline.failed == ()
+    text = report(groups, baseline, metrics, markdown=False, not_done=not_done)
+    assert "Failed, left out: wide-2 (dvc queue logs NAME says why)" in text
+
+
+def test_an_invalid_metric_pattern_is_one_line(params_file: dict[str, object]) -> None:
+    rows = [_row(f"base-{s}", s, np.random.default_rng(8)) for s in range(2)]
+    with pytest.raises(UserError, match=re.escape("--metrics 'test_(mse' is not a regular expression: missing )")) as error:
+        load_groups("test_(mse", None, params_file, rows=rows)
+    assert "\n" not in str(error.value)
+
+
+def test_the_headline_metrics_are_what_the_stages_write() -> None:
+    """Each declared headline metric is in a committed metrics file (or the manifold's, which the
+    committed run leaves off), and the pattern matches dvc exp show's column names, file path or not."""
+    from mnist_ae.headline import HEADLINES, PIXEL_PREFIX, headline_names, headline_tolerance
+
+    written = {}
+    for path in ("metrics/evaluate.json", "metrics/embed.json", "metrics/pixel_baseline.json",
+                 "metrics/train/metrics.json"):
+        written |= json.loads((PROJECT / path).read_text())
+    manifold = {name for name in headline_names() if "manifold_" in name}
+    assert set(headline_names()) - manifold <= set(written)
+    assert {name for name in written if name.startswith(PIXEL_PREFIX)} <= set(headline_names())
+    pattern = re.compile(headline_pattern())
+    assert pattern.fullmatch("metrics/evaluate.json:test_mse") and pattern.fullmatch("pixel_manifold_nmi")
+    assert not pattern.fullmatch("val_mse") and not pattern.fullmatch("pixel_probe_accuracy")
+    assert headline_tolerance("pixel_cluster_ari") == headline_tolerance("cluster_ari") == 0.02
+    assert headline_tolerance("pixel_probe_accuracy") is None and headline_tolerance("val_kl") is None
+    assert len({h.name for h in HEADLINES}) == len(HEADLINES)

@@ -11,12 +11,12 @@ groups spread alike. A group of one seed has no measured spread: it is shown, ne
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import re
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,16 +24,13 @@ import yaml
 from scipy import stats
 
 from .core.errors import UserError, first_line
+from .headline import PIXEL_PREFIX, headline_pattern
+from .sweeps.plan import load_plan
 
-# The defaults' spread over seeds (make noise-floor): committed, not a DVC metric, which would be a
-# column of every dvc exp show.
-NOISE_FLOOR = Path("metrics/noise_floor.json")
 ALPHA = 0.05  # the test's level: "beyond noise" where Welch's two-sided p-value is below it
-# Where a pixel baseline sits beside the codes' metric of the same name: the codes beat the pixels
-# (or not) over the same replicates, a paired comparison.
-PIXEL_PREFIX = "pixel_"
 # Rows whose State says they are not done: left out, and counted, so a partial group is not taken for a whole.
 NOT_DONE = ("Queued", "Running")
+FAILED = "Failed"  # named beside their group: a replicate that failed must not vanish into a smaller n
 DONE = (None, "Success")  # dvc's State of a finished experiment (None: a commit or the workspace)
 # The dependency columns of exp_show that are the pipeline's code: replicates run on other code are
 # no replicates, and the report says so.
@@ -42,13 +39,6 @@ CODE = re.compile(r"^(src|stages)/|^requirements\.lock$")
 
 class NoExperiments(UserError):
     """Nothing finished to compare (``make noise-floor`` then runs what is missing)."""
-
-
-def floor_sigmas(n: int) -> float:
-    """How many of the floor's standard deviations a change between two single runs must exceed to be
-    beyond noise: the two-sided 95 % point of Student's t with the floor's n - 1 degrees of freedom
-    (its sd is itself estimated from n runs), times sqrt(2) (a difference of two runs)."""
-    return float(stats.t.ppf(0.975, n - 1)) * math.sqrt(2)
 
 
 def no_spread(values: pd.Series) -> bool:
@@ -66,6 +56,7 @@ class Group:
 
     params: dict[str, object]
     runs: pd.DataFrame  # one row per replicate: the "Experiment" name, seeds, metrics
+    failed: tuple[str, ...] = ()  # its experiments that failed: not in runs, named in the report
 
     @property
     def n(self) -> int:
@@ -90,30 +81,51 @@ def _show(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def experiments_table(rows: list[dict], param_names: set[str], metric_pattern: str) -> tuple[pd.DataFrame, int]:
+@dataclass(frozen=True)
+class Experiments:
+    """dvc.api.exp_show's rows, sorted: the finished experiments as a table, how many are still
+    queued or running, and the failed ones (their params, for their group to name them)."""
+
+    table: pd.DataFrame
+    not_done: int
+    failed: pd.DataFrame
+
+
+def experiments_table(rows: list[dict], param_names: set[str], metric_pattern: str,
+                      names: set[str] | None = None) -> Experiments:
     """dvc.api.exp_show's rows as a table of finished experiments: their params, the hashes of the
-    code they ran, and the metrics whose names match ``metric_pattern`` (make exp-show's headline
-    columns); and how many rows were left out as not done. The workspace row is left out (it is the
-    last run, or a commit's outputs), and so is any row that repeats another's params, seeds
-    included: a replicate counts once, the newest (DVC lists a commit's experiments newest first,
-    the commit itself before them)."""
-    pattern = re.compile(metric_pattern)
-    kept, not_done = [], 0
+    code they ran, and the metrics whose names match ``metric_pattern``; ``names``: only these
+    experiments. The workspace row is left out (it is the last run, or a commit's outputs), and so
+    is any row that repeats another's params, seeds included: a replicate counts once, the newest
+    (DVC lists a commit's experiments newest first, the commit itself before them)."""
+    pattern = compile_pattern(metric_pattern)
+    kept, failed, not_done = [], [], 0
     for row in sorted(rows, key=lambda row: row.get("typ") == "baseline"):  # the commit last: the oldest
-        if row.get("rev") == "workspace" or row.get("State") not in DONE:
+        name = row.get("Experiment") or row.get("rev")
+        if row.get("rev") == "workspace" or (names is not None and name not in names):
+            continue
+        record = {"Experiment": name} | {param: _hashable(row.get(param)) for param in sorted(param_names)}
+        if row.get("State") == FAILED:
+            failed.append(record)
+        if row.get("State") not in DONE:
             not_done += row.get("State") in NOT_DONE
             continue
-        record = {"Experiment": row.get("Experiment") or row.get("rev")}
-        record |= {name: _hashable(row.get(name)) for name in sorted(param_names)}
-        record["code"] = repr(sorted((name, value) for name, value in row.items() if CODE.search(name)))
-        record |= {name: value for name, value in row.items() if pattern.fullmatch(name)
-                   and name not in param_names and isinstance(value, int | float)}
+        record["code"] = repr(sorted((column, value) for column, value in row.items() if CODE.search(column)))
+        record |= {column: value for column, value in row.items() if pattern.fullmatch(column)
+                   and column not in param_names and isinstance(value, int | float)}
         kept.append(record)
     if not kept:
         raise NoExperiments("no finished experiments to compare: run some first (dvc exp run, or dvc queue start), "
                             "then make compare")
-    table = pd.DataFrame(kept)
-    return table.drop_duplicates(subset=sorted(param_names), keep="first").reset_index(drop=True), not_done
+    table = pd.DataFrame(kept).drop_duplicates(subset=sorted(param_names), keep="first").reset_index(drop=True)
+    return Experiments(table, not_done, pd.DataFrame(failed, columns=["Experiment", *sorted(param_names)]))
+
+
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as error:
+        raise UserError(f"--metrics {pattern!r} is not a regular expression: {error}") from None
 
 
 def _hashable(value: object) -> object:
@@ -136,28 +148,37 @@ def metric_columns(table: pd.DataFrame, param_names: set[str]) -> list[str]:
     return [name for name in table.columns if name not in ("Experiment", "code") and name not in param_names]
 
 
-def group_replicates(table: pd.DataFrame, param_names: set[str]) -> list[Group]:
-    """Experiments whose params are equal but for seeds, as groups; in the order first seen."""
+def group_replicates(table: pd.DataFrame, param_names: set[str], failed: pd.DataFrame | None = None) -> list[Group]:
+    """Experiments whose params are equal but for seeds, as groups, in the order first seen; each
+    with the names of its ``failed`` experiments (a group whose every replicate failed is left out)."""
     config = sorted(name for name in param_names if not is_seed(name))
-    keys = table[config].apply(lambda row: repr(tuple(row)), axis=1)
+
+    def keys(frame: pd.DataFrame) -> pd.Series:
+        return frame[config].apply(lambda row: repr(tuple(row)), axis=1) if len(frame) else pd.Series(dtype=str)
+
+    table_keys = keys(table)
+    failed_keys = keys(failed) if failed is not None else pd.Series(dtype=str)
     groups = []
-    for key in dict.fromkeys(keys):
-        runs = table[keys == key]
+    for key in dict.fromkeys(table_keys):
+        runs = table[table_keys == key]
         first = runs.iloc[0]
+        lost = tuple(str(name) for name in failed.loc[failed_keys == key, "Experiment"]) if len(failed_keys) else ()
         groups.append(Group({name: getattr(first[name], "item", lambda v=first[name]: v)() for name in config},
-                            runs.reset_index(drop=True)))
+                            runs.reset_index(drop=True), lost))
     return groups
 
 
-def find_baseline(groups: list[Group], params: dict[str, object], name: str | None) -> Group:
-    """The group holding experiment ``name``, or, without a name, the group with ``params`` (the
-    committed params.yaml, seeds aside)."""
+def find_baseline(groups: list[Group], params: dict[str, object], name: str | set[str] | None) -> Group:
+    """The group holding experiment ``name`` (or any of a set of names: a sweep's), or, without a
+    name, the group with ``params`` (the committed params.yaml, seeds aside)."""
     if name is not None:
+        wanted = {name} if isinstance(name, str) else name
         for group in groups:
-            if name in set(group.runs["Experiment"]):
+            if wanted & set(group.runs["Experiment"]):
                 return group
         known = sorted(str(n) for group in groups for n in group.runs["Experiment"])
-        raise UserError(f"--baseline {name}: no such experiment; there are {', '.join(known)}")
+        said = name if isinstance(name, str) else "(the sweep's experiments)"
+        raise UserError(f"--baseline {said}: no such experiment; there are {', '.join(known)}")
     wanted = {k: _hashable(v) for k, v in params.items() if not is_seed(k)}
     for group in groups:
         if all(group.params.get(k) == v for k, v in wanted.items()):
@@ -187,14 +208,30 @@ def summary(values: pd.Series) -> str:
     return f"{values.mean():.6g} ± {values.std(ddof=1):.2g}"
 
 
+def unjudged(*samples: pd.Series) -> str | None:
+    """Why samples cannot be judged (one of them is a single value, or none of them spreads), or None."""
+    if any(len(sample) < 2 for sample in samples):
+        return "spread unknown (n = 1): not judged"
+    if all(no_spread(sample) for sample in samples):
+        return "no spread: not judged"
+    return None
+
+
 def verdict(group: pd.Series, baseline: pd.Series) -> tuple[float, str]:
     """Welch's two-sided t-test of the two groups' means: its p-value, and what it says at ``ALPHA``."""
-    if len(group) < 2 or len(baseline) < 2:
-        return math.nan, "spread unknown (n = 1): not judged"
-    if no_spread(group) and no_spread(baseline):
-        return math.nan, "no spread in either group: not judged"
+    if (why := unjudged(group, baseline)) is not None:
+        return math.nan, why
     p = float(stats.ttest_ind(group, baseline, equal_var=False).pvalue)
     return p, "beyond noise" if p < ALPHA else "within noise"
+
+
+def paired_verdict(differences: pd.Series) -> tuple[float, str]:
+    """A paired t-test of the codes' metric less the pixels', replicate by replicate."""
+    if (why := unjudged(differences)) is not None:
+        return math.nan, why
+    p = float(stats.ttest_1samp(differences, 0.0).pvalue)
+    better = "the codes" if differences.mean() > 0 else "the pixels"
+    return p, f"{better} beyond noise" if p < ALPHA else "within noise"
 
 
 def compare_with(group: Group, baseline: Group, metrics: list[str]) -> pd.DataFrame:
@@ -220,48 +257,10 @@ def codes_against_pixels(group: Group, metrics: list[str]) -> pd.DataFrame:
         if pixels not in metrics or group.runs[metric].isna().all():
             continue
         differences = group.runs[metric] - group.runs[pixels]
-        if len(differences) < 2:
-            p, said = math.nan, "spread unknown (n = 1): not judged"
-        elif no_spread(differences):
-            p, said = math.nan, "no spread: not judged"
-        else:
-            p = float(stats.ttest_1samp(differences, 0.0).pvalue)
-            better = "the codes" if differences.mean() > 0 else "the pixels"
-            said = f"{better} beyond noise" if p < ALPHA else "within noise"
+        p, said = paired_verdict(differences)
         rows.append({"metric": metric, "codes": summary(group.runs[metric]), "pixels": summary(group.runs[pixels]),
                      "codes - pixels": summary(differences), "p (paired t)": "" if math.isnan(p) else f"{p:.2g}",
                      "verdict": said})
-    return pd.DataFrame(rows)
-
-
-def floor_of(group: Group, metrics: list[str]) -> dict[str, dict[str, float]]:
-    """The spread of each metric over ``group``'s replicates: what the noise floor file holds."""
-    if group.n < 2:
-        raise UserError(f"the noise floor needs 2 replicates or more of the defaults; there is {group.n}")
-    return {metric: {"n": group.n, "mean": round(float(group.runs[metric].mean()), 6),
-                     "sd": round(float(group.runs[metric].std(ddof=1)), 6),
-                     "min": float(group.runs[metric].min()), "max": float(group.runs[metric].max())}
-            for metric in metrics}
-
-
-def against_floor(changes: dict[str, tuple[float | None, float | None]], floor: dict[str, dict[str, float]],
-                  base: str = "main") -> pd.DataFrame:
-    """Each metric's value at ``base`` and now, the change and the floor's sd, flagged where the change
-    exceeds ``floor_sigmas`` of them. ``changes``: metric -> (its value at ``base``, now); metrics outside the
-    floor are left out."""
-    rows = []
-    for metric, (old, new) in changes.items():
-        if metric not in floor:
-            continue
-        sd = floor[metric]["sd"]
-        change = None if old is None or new is None else new - old
-        if change is None:
-            flag = "new" if old is None else "removed"
-        else:
-            flag = "**beyond noise**" if abs(change) > floor_sigmas(floor[metric]["n"]) * sd else "within noise"
-        rows.append({"metric": metric, base: old, "this branch": new,
-                     "change": "" if change is None else f"{change:+.3g}",
-                     f"seed sd (n={floor[metric]['n']})": f"{sd:.2g}", "verdict": flag})
     return pd.DataFrame(rows)
 
 
@@ -279,35 +278,116 @@ def flat_params(text: str) -> dict[str, object]:
         raise UserError(f"params.yaml is not valid YAML: {first_line(error)}") from None
 
 
-def committed_params() -> dict[str, object]:
-    """The committed params.yaml, flat: a plain `dvc exp run -S ...` rewrites the workspace's, and the
-    baseline is the committed configuration, not the last experiment's."""
-    shown = subprocess.run(["git", "show", "HEAD:params.yaml"], capture_output=True, text=True)
+def committed_params(rev: str = "HEAD") -> dict[str, object]:
+    """The params.yaml committed at ``rev``, flat: a plain `dvc exp run -S ...` rewrites the workspace's,
+    and the baseline is the committed configuration, not the last experiment's."""
+    shown = subprocess.run(["git", "show", f"{rev}:params.yaml"], capture_output=True, text=True)
     if shown.returncode != 0:
         said = (shown.stderr.strip().splitlines() or ["git failed"])[0]
         raise UserError(f"cannot read the committed params.yaml ({said}): run it in the project's git checkout")
     return flat_params(shown.stdout)
 
 
-def load_groups(metrics: str, baseline_name: str | None, params: dict[str, object] | None = None,
-                rows: list[dict] | None = None,
-                require_baseline: bool = True) -> tuple[list[Group], Group | None, list[str], int]:
+def exp_show_rows(revs: list[str] | None = None) -> list[dict]:
+    """dvc.api.exp_show's rows: of HEAD's experiments, or of each commit in ``revs``."""
+    import dvc.api  # here: slow to import
+
+    try:
+        return dvc.api.exp_show(revs=revs)
+    except Exception as error:  # not a DVC repository, no commit yet, an unknown rev...: dvc's own errors vary
+        raise UserError(f"dvc could not list the experiments{f' of {revs[0]}' if revs and len(revs) == 1 else ''}: "
+                        f"{first_line(error)}") from None
+
+
+def experiment_baselines() -> list[str]:
+    """Every commit that has experiments (DVC keeps them as refs/exps/<sha[:2]>/<sha[2:]>/<name>), and
+    HEAD: reading only these is what makes ``--all-commits`` fast on a long history."""
+    listed = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], capture_output=True, text=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
+    if listed.returncode != 0 or head.returncode != 0:
+        raise UserError("git could not list the experiments' commits: run it in the project's git checkout")
+    commits = [head.stdout.strip()]
+    for ref in listed.stdout.split():
+        parts = ref.split("/")
+        if len(parts) == 5 and len(parts[2]) == 2:  # not refs/exps/exec/... (DVC's runs under way)
+            commits.append(parts[2] + parts[3])
+    return list(dict.fromkeys(commits))
+
+
+def load_groups(metrics: str | None, baseline_name: str | set[str] | None, params: dict[str, object] | None = None,
+                rows: list[dict] | None = None, require_baseline: bool = True, revs: list[str] | None = None,
+                names: set[str] | None = None) -> tuple[list[Group], Group | None, list[str], int]:
     """The experiments DVC knows (or ``rows``, as dvc.api.exp_show gives them) as replicate groups,
     the baseline among them (``require_baseline=False``: None), the metrics compared, and how many
-    experiments were left out as still queued or running. ``params``: the committed ones, flat."""
-    params = committed_params() if params is None else params
-    if rows is None:
-        import dvc.api  # here: slow to import
-
-        try:
-            rows = dvc.api.exp_show()
-        except Exception as error:  # not a DVC repository, no commit yet...: dvc's own errors vary
-            raise UserError(f"dvc could not list the experiments: {first_line(error)}") from None
-    table, not_done = experiments_table(rows, set(params), metrics)
-    compared = metric_columns(table, set(params))
+    experiments were left out as still queued or running. ``metrics``: a regular expression of the
+    metrics compared (None: the headline metrics); ``params``: the committed ones, flat; ``revs``:
+    the commits whose experiments are read (None: HEAD's); ``names``: only these experiments."""
+    params = committed_params(revs[0] if revs and len(revs) == 1 else "HEAD") if params is None else params
+    metrics = headline_pattern() if metrics is None else metrics
+    rows = exp_show_rows(revs) if rows is None else rows
+    found = experiments_table(rows, set(params), metrics, names)
+    compared = metric_columns(found.table, set(params))
     if not compared:
         raise UserError(f"no metric of the experiments matches {metrics!r}")
-    groups = group_replicates(table, set(params))
+    groups = group_replicates(found.table, set(params), found.failed)
     check_metrics(groups, compared)
     baseline = find_baseline(groups, params, baseline_name) if require_baseline else None
-    return groups, baseline, compared, not_done
+    return groups, baseline, compared, found.not_done
+
+
+def render(frame: pd.DataFrame, markdown: bool) -> str:
+    return frame.to_markdown(index=False) if markdown else frame.to_string(index=False)
+
+
+def report(groups: list[Group], baseline: Group, metrics: list[str], markdown: bool, not_done: int = 0,
+           missing: list[str] | None = None) -> str:
+    heading = "### " if markdown else ""
+    lines = [f"{len(groups)} configuration(s); replicates differ only in seeds. Verdicts: Welch's t-test, two-sided, "
+             f"at {ALPHA}, one per metric (so about 1 in 20 comparisons of equal configurations reads 'beyond "
+             f"noise' by chance); a group of one seed is not judged.", ""]
+    if not_done:
+        lines += [f"Left out: {not_done} experiment(s) still queued or running (dvc queue status).", ""]
+    if missing:
+        lines += [f"Missing: {len(missing)} planned experiment(s) not found finished (not run, not pushed, or "
+                  f"failed): {', '.join(missing)}. Their groups are smaller than planned.", ""]
+    for group in [baseline, *(g for g in groups if g is not baseline)]:
+        names = ", ".join(map(str, group.runs["Experiment"]))
+        lines.append(f"{heading}{group.label(baseline)}: n = {group.n} ({names})")
+        if group.failed:
+            lines.append(f"Failed, left out: {', '.join(group.failed)} (dvc queue logs NAME says why).")
+        if group.mixed_code:
+            lines.append("Note: these replicates ran on different code (src/, stages/ or requirements.lock "
+                         "changed between them): their spread is more than the seeds'.")
+        lines.append("")
+        if group is baseline:
+            measured = [metric for metric in metrics if not group.runs[metric].isna().all()]
+            lines.append(render(pd.DataFrame({"metric": measured, f"mean ± sd (n={group.n})":
+                                              [summary(group.runs[metric]) for metric in measured]}), markdown))
+        else:
+            lines.append(render(compare_with(group, baseline, metrics), markdown))
+        pixels = codes_against_pixels(group, metrics)
+        if not pixels.empty:
+            lines += ["", "The codes against the pixels (the same steps and seeds, paired by replicate):", "",
+                      render(pixels, markdown)]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser, revisions: bool = True) -> None:
+    """What make compare and the sweep's gather share: which experiments, which baseline, which metrics."""
+    parser.add_argument("--metrics", help="regular expression of the metrics compared (default: the headline "
+                                          "metrics, mnist_ae/headline.py)")
+    parser.add_argument("--baseline", help="an experiment whose group is the baseline, or a sweep file (its "
+                                           "experiments' group); default: the committed params.yaml's")
+    parser.add_argument("--md", action="store_true", help="Markdown tables")
+    if not revisions:
+        return
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--rev", help="read the experiments of this commit (default: HEAD's)")
+    where.add_argument("--all-commits", action="store_true", help="read the experiments of every commit that has some")
+
+
+def baseline_names(baseline: str | None) -> str | set[str] | None:
+    if baseline is not None and baseline.endswith((".yaml", ".yml")):
+        return {planned.name for planned in load_plan(baseline).experiments}
+    return baseline

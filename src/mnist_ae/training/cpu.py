@@ -156,7 +156,8 @@ class CpuTuning(NoTuning):
         if len(self.steps_at) <= 1:
             threads = next(iter(self.steps_at), torch.get_num_threads())
             why = (": this model's kernels sum in an order that depends on the thread count here, so it trains "
-                   "on one, whatever the cores and the load (train.threads: all_cores, or OMP_NUM_THREADS=N, trades the bits for speed)" if self.one_thread else "")
+                   "on one, whatever the cores and the load (train.threads: all_cores, or OMP_NUM_THREADS=N, "
+                   "trades the bits for speed)" if self.one_thread else "")
             return f"{threads} thread{'s' * (threads > 1)}{why}"
         total = sum(self.steps_at.values())
         return ", ".join(f"{count} thread{'s' * (count > 1)} for {self.steps_at[count] / total:.0%} of the steps"

@@ -18,8 +18,8 @@ from pathlib import Path
 import yaml
 from pydantic import Field, ValidationError
 
-from .core.errors import UserError
-from .core.schema import Strict
+from ..core.errors import UserError, first_line
+from ..core.schema import Strict
 
 SEED = "train.seed"  # the replicate seed: every seeded step follows it (params.py, replicate_embed)
 # An experiment's name: a git ref's last part, never all hex (DVC would read it as a commit).
@@ -71,11 +71,12 @@ def load_sweep(path: str | Path) -> SweepFile:
     except FileNotFoundError:
         raise UserError(f"{path} not found: a sweep file (sweeps/*.yaml)") from None
     except yaml.YAMLError as error:
-        raise UserError(f"{path} is not valid YAML: {error}") from None
+        raise UserError(f"{path} is not valid YAML: {' '.join(str(error).split())}") from None
     try:
         sweep = SweepFile.model_validate(raw)
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'sweep'}: {e['msg']}" for e in error.errors())
+        problems = " ".join(problems.split())
         raise UserError(f"{path}: {problems}") from None
     for override in sweep.params:
         if "=" not in override or override.startswith(("+", "~")):
@@ -93,7 +94,7 @@ def expand(sweep: SweepFile, extra: tuple[str, ...] = (), seeds: int | None = No
     try:
         combinations = get_hydra_sweeps({"params.yaml": [*sweep.params, *extra]})
     except Exception as error:  # hydra's parser errors vary by type; each names the bad override
-        raise UserError(f"an override of the sweep does not parse: {error}") from None
+        raise UserError(f"an override of the sweep does not parse: {first_line(error)}") from None
     experiments = []
     for combination in combinations:
         configuration = tuple(combination["params.yaml"])

@@ -1,0 +1,124 @@
+"""Sweeps as plans, and a sweep fanned out over machines: two clones stand for two machines of a job
+array, a bare repository for the git host, a local folder for the DVC remote (S3, GCS or SSH for a
+user), and a third clone gathers."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import PROJECT, dvc, git_commit, run
+from mnist_ae.core.errors import UserError
+from mnist_ae.sweeps.plan import load_plan
+
+SWEEP = PROJECT / "scripts" / "sweep.py"
+
+
+def _sweep_file(folder: Path, text: str, name: str = "sweep.yaml") -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def test_a_plan_is_the_product_of_its_grid_times_its_seeds_named_by_params(tmp_path: Path) -> None:
+    path = _sweep_file(tmp_path, "params: ['model.code_dim=8,16', 'train.epochs=2', 'model.kind=mlp,conv']\nseeds: 3\n")
+    plan = load_plan(path)
+    assert len(plan.experiments) == 12 and plan.configurations == 4
+    assert [e.index for e in plan.experiments] == list(range(12))
+    assert [e.seed for e in plan.experiments[:4]] == [0, 1, 2, 0]
+    assert plan.experiments[0].overrides == ("model.code_dim=8", "train.epochs=2", "model.kind=mlp", "train.seed=0")
+    names = [e.name for e in plan.experiments]
+    assert len(set(names)) == 12 and all(name.startswith("exp-") for name in names)
+    # The same plan on another machine, or the overrides in another order: the same names.
+    reordered = _sweep_file(tmp_path, "params: ['model.kind=mlp,conv', 'train.epochs=2', 'model.code_dim=8,16']\n"
+                                      "seeds: 3\n", "reordered.yaml")
+    assert {e.name for e in load_plan(reordered).experiments} == set(names)
+    assert [e.name for e in load_plan(path).experiments] == names
+    # Replicates share all but the seed's part of the name; a changed param changes it.
+    assert names[0].rsplit("-", 1)[0] == names[1].rsplit("-", 1)[0] != names[3].rsplit("-", 1)[0]
+    assert load_plan(path, extra=("train.epochs=1",)).experiments[0].name != names[0]
+    assert len(load_plan(path, seeds=1).experiments) == 4
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("params: ['train.seed=0,1']\nseeds: 2\n", "train.seed is the replicate seed: set seeds"),
+    ("params: ['model.code_dim']\nseeds: 2\n", "is not a -S override of params.yaml"),
+    ("params: ['model.code_dim=8']\n", "seeds: Field required"),
+    ("params: ['model.code_dim=8']\nseeds: 0\n", "seeds: Input should be greater than or equal to 1"),
+    ("params: ['model.code_dim=[8']\nseeds: 1\n", "an override of the sweep does not parse"),
+    ("params: [\n", "is not valid YAML"),
+])
+def test_a_bad_sweep_file_is_one_line(text: str, message: str, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=message) as error:
+        load_plan(_sweep_file(tmp_path, text))
+    assert "\n" not in str(error.value).strip()
+
+
+def test_the_plan_command_lists_the_jobs_and_a_ci_matrix(tmp_path: Path) -> None:
+    path = _sweep_file(tmp_path, "params: ['model.code_dim=3,5']\nseeds: 2\n")
+    listed = run([sys.executable, SWEEP, "plan", path], PROJECT).stdout
+    assert "4 experiments (2 configuration(s) x 2 seeds): 4 jobs, indices 0-3" in listed
+    assert run([sys.executable, SWEEP, "plan", path, "--json"], PROJECT).stdout.strip() == '{"index": [0, 1, 2, 3]}'
+
+
+def _job(clone: Path, index: int, commit: str, check: bool = True):
+    return run([sys.executable, SWEEP, "job", "sweeps/two.yaml", "--index", str(index), "--baseline-commit", commit],
+               clone, check=check)
+
+
+def _clone(origin: Path, folder: Path) -> Path:
+    run(["git", "clone", "-q", origin, folder], None)
+    return folder
+
+
+@pytest.mark.slow
+def test_a_sweep_over_two_machines_gathers_into_one_comparison(built_project: Path, tmp_path: Path) -> None:
+    """Two machines run half of a 2-configuration x 2-seed plan each; one job fails and is named
+    missing; its retry, and a rerun of a done job, complete the plan without a duplicate."""
+    project = Path(shutil.copytree(built_project, tmp_path / "project", symlinks=True))
+    origin, store = tmp_path / "origin.git", tmp_path / "dvc-remote"
+    run(["git", "init", "-q", "--bare", "--initial-branch=main", origin], None)
+    (project / "sweeps").mkdir()
+    (project / "sweeps" / "two.yaml").write_text("params: ['model.code_dim=3,5', 'train.epochs=1', 'train.lr=0.01']\nseeds: 2\n")
+    dvc("remote", "add", "-d", "store", str(store), cwd=project)
+    git_commit(project, "a sweep, and the DVC remote the jobs push to")
+    commit = run(["git", "rev-parse", "HEAD"], project).stdout.strip()
+    run(["git", "push", "-q", origin, "HEAD:refs/heads/main"], project)
+    names = [planned.name for planned in load_plan(project / "sweeps" / "two.yaml").experiments]
+
+    first, second = _clone(origin, tmp_path / "machine-1"), _clone(origin, tmp_path / "machine-2")
+    for index in (0, 1):
+        assert _job(first, index, commit).stdout.strip().endswith(f"{names[index]} done and pushed to origin")
+    assert "done and pushed" in _job(second, 2, commit).stdout
+    # Job 3 fails on its machine (a damaged data file: the prepare stage refuses it) and pushes nothing.
+    damaged = next((second / "data" / "custom").glob("train-images*"))
+    damaged.write_bytes(damaged.read_bytes()[:-10])
+    failed = _job(second, 3, commit, check=False)
+    assert failed.returncode == 2
+    assert failed.stderr.strip().splitlines()[-1].startswith(f"error: job 3 ({names[3]}) failed: dvc exp run failed")
+
+    gatherer = _clone(origin, tmp_path / "collector")
+    gathered = run([sys.executable, SWEEP, "gather", "sweeps/two.yaml", "--baseline-commit", commit], gatherer,
+                   check=False)
+    assert gathered.returncode == 2
+    assert f"Missing: 1 planned experiment(s) not found finished (not run, not pushed, or failed): {names[3]}" \
+        in gathered.stdout
+    assert f"n = 2 ({names[1]}, {names[0]})" in gathered.stdout or f"n = 2 ({names[0]}, {names[1]})" in gathered.stdout
+    assert "model.code_dim=5: n = 1" in gathered.stdout
+
+    # The retry on a third machine, and a done job run again: the plan completes, nothing twice.
+    assert "done and pushed" in _job(_clone(origin, tmp_path / "machine-3"), 3, commit).stdout
+    assert _job(first, 1, commit).stdout.strip() == f"job 1: {names[1]} is on origin already: nothing to do"
+    gathered = run([sys.executable, SWEEP, "gather", "sweeps/two.yaml", "--baseline-commit", commit], gatherer).stdout
+    assert "Missing" not in gathered and "2 configuration(s)" in gathered
+    assert gathered.count(": n = 2 (") == 2
+    refs = run(["git", "ls-remote", origin, "refs/exps/*"], None).stdout.splitlines()
+    assert sorted(line.rsplit("/", 1)[-1] for line in refs) == sorted(names)
+    # A job at another commit than the plan's refuses to run, in one line.
+    (first / "README.md").write_text("a later change\n")
+    git_commit(first, "a later commit")
+    moved = _job(first, 0, commit, check=False)
+    assert moved.returncode == 2 and f"not the plan's baseline {commit[:12]}" in moved.stderr
