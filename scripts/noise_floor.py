@@ -31,7 +31,8 @@ def main() -> None:
     plan = load_plan(DEFAULTS, seeds=args.seeds)
     queued = queue(plan, args.jobs)
     if queued:
-        print(f"running {len(queued)} replicate(s) of the defaults, {args.jobs} at a time (minutes each)...", flush=True)
+        print(f"running {len(queued)} replicate(s) of the defaults, {args.jobs} at a time (minutes each)...",
+              flush=True)
         wait_for(plan, WAIT_S)
     names = {planned.name for planned in plan.experiments}
     groups, _, metrics, _ = load_groups(None, None, require_baseline=False, names=names)

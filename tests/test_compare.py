@@ -243,7 +243,8 @@ def test_a_failed_replicate_is_named_beside_its_group(params_file: dict[str, obj
 
 def test_an_invalid_metric_pattern_is_one_line(params_file: dict[str, object]) -> None:
     rows = [_row(f"base-{s}", s, np.random.default_rng(8)) for s in range(2)]
-    with pytest.raises(UserError, match=re.escape("--metrics 'test_(mse' is not a regular expression: missing )")) as error:
+    message = "--metrics 'test_(mse' is not a regular expression: missing )"
+    with pytest.raises(UserError, match=re.escape(message)) as error:
         load_groups("test_(mse", None, params_file, rows=rows)
     assert "\n" not in str(error.value)
 

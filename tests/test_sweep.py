@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import PROJECT, dvc, git_commit, run
+from helpers import PROJECT, dvc, git_commit, run, venv_env
 from mnist_ae.core.errors import UserError
 from mnist_ae.sweeps.plan import load_plan
 
@@ -65,8 +65,13 @@ def test_the_plan_command_lists_the_jobs_and_a_ci_matrix(tmp_path: Path) -> None
 
 
 def _job(clone: Path, index: int, commit: str, check: bool = True):
-    return run([sys.executable, SWEEP, "job", "sweeps/two.yaml", "--index", str(index), "--baseline-commit", commit],
-               clone, check=check)
+    return run([sys.executable, "scripts/sweep.py", "job", "sweeps/two.yaml", "--index", str(index),
+                "--baseline-commit", commit], clone, check=check)
+
+
+def _gather(clone: Path, commit: str, check: bool = True):
+    return run([sys.executable, "scripts/sweep.py", "gather", "sweeps/two.yaml", "--baseline-commit", commit], clone,
+               check=check)
 
 
 def _clone(origin: Path, folder: Path) -> Path:
@@ -82,7 +87,10 @@ def test_a_sweep_over_two_machines_gathers_into_one_comparison(built_project: Pa
     origin, store = tmp_path / "origin.git", tmp_path / "dvc-remote"
     run(["git", "init", "-q", "--bare", "--initial-branch=main", origin], None)
     (project / "sweeps").mkdir()
-    (project / "sweeps" / "two.yaml").write_text("params: ['model.code_dim=3,5', 'train.epochs=1', 'train.lr=0.01']\nseeds: 2\n")
+    (project / "sweeps" / "two.yaml").write_text(
+        "params: ['model.code_dim=3,5', 'train.epochs=1', 'train.lr=0.01']\nseeds: 2\n")
+    for folder in ("scripts", "engines"):
+        shutil.copytree(PROJECT / folder, project / folder, ignore=shutil.ignore_patterns("__pycache__"))
     dvc("remote", "add", "-d", "store", str(store), cwd=project)
     git_commit(project, "a sweep, and the DVC remote the jobs push to")
     commit = run(["git", "rev-parse", "HEAD"], project).stdout.strip()
@@ -101,18 +109,25 @@ def test_a_sweep_over_two_machines_gathers_into_one_comparison(built_project: Pa
     assert failed.stderr.strip().splitlines()[-1].startswith(f"error: job 3 ({names[3]}) failed: dvc exp run failed")
 
     gatherer = _clone(origin, tmp_path / "collector")
-    gathered = run([sys.executable, SWEEP, "gather", "sweeps/two.yaml", "--baseline-commit", commit], gatherer,
-                   check=False)
+    gathered = _gather(gatherer, commit, check=False)
     assert gathered.returncode == 2
     assert f"Missing: 1 planned experiment(s) not found finished (not run, not pushed, or failed): {names[3]}" \
         in gathered.stdout
     assert f"n = 2 ({names[1]}, {names[0]})" in gathered.stdout or f"n = 2 ({names[0]}, {names[1]})" in gathered.stdout
     assert "model.code_dim=5: n = 1" in gathered.stdout
 
-    # The retry on a third machine, and a done job run again: the plan completes, nothing twice.
-    assert "done and pushed" in _job(_clone(origin, tmp_path / "machine-3"), 3, commit).stdout
+    # The retry as a Slurm array task (the engine's own script; `make install` stood in for by a link
+    # to this venv), and a done job run again: the plan completes, nothing twice.
+    bin_folder = tmp_path / "bin"
+    bin_folder.mkdir()
+    (bin_folder / "make").write_text(f"#!/bin/sh\nln -s {Path(sys.executable).parent.parent} .venv\n")
+    (bin_folder / "make").chmod(0o755)
+    env = {**venv_env(), "PATH": f"{bin_folder}:{venv_env()['PATH']}", "SLURM_ARRAY_TASK_ID": "3",
+           "TMPDIR": str(tmp_path)}
+    task = run(["bash", project / "engines" / "slurm.sbatch", "sweeps/two.yaml", commit, origin], tmp_path, env=env)
+    assert task.stdout.strip().endswith(f"job 3: {names[3]} done and pushed to origin")
     assert _job(first, 1, commit).stdout.strip() == f"job 1: {names[1]} is on origin already: nothing to do"
-    gathered = run([sys.executable, SWEEP, "gather", "sweeps/two.yaml", "--baseline-commit", commit], gatherer).stdout
+    gathered = _gather(gatherer, commit).stdout
     assert "Missing" not in gathered and "2 configuration(s)" in gathered
     assert gathered.count(": n = 2 (") == 2
     refs = run(["git", "ls-remote", origin, "refs/exps/*"], None).stdout.splitlines()
