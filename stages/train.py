@@ -32,7 +32,7 @@ def main() -> None:
     # once, not once a rank. In a rank, before joining the group: one that cannot start fails alone
     # and at once, rather than leaving the others waiting for it.
     model = build_model(params.model, seed=params.train.seed)
-    step = choose_step(model, params.train, device, distributed=world_size(params.train.nproc) > 1)
+    implementation = choose_step(model, params.train, device, distributed=world_size(params.train.nproc) > 1)
     train, validation = load_split(paths.PREPARED, "train"), load_split(paths.PREPARED, "validation")
     if needs_torchrun(params.train.nproc):
         del model, train, validation  # each rank reads its own
@@ -46,11 +46,12 @@ def main() -> None:
         with epoch_log(paths.TRAIN_LOG, model, validation.images.to(rank.device), LOSSES[params.train.loss],
                        enabled=rank.is_main) as epoch_metrics:
             history = fit(model, train.images.to(rank.device), params.train, progress=rank.is_main,
-                          on_epoch_end=epoch_metrics, distributed=rank.distributed, kind=step)
+                          on_epoch_end=epoch_metrics, distributed=rank.distributed,
+                          implementation=implementation)
         if rank.is_main:
             epochs = params.train.epochs
             print(f"trained {params.model.kind} for {epochs} epoch{'s' * (epochs != 1)} on {params.train.loss} in "
-                  f"{params.train.precision} on {rank.device} x {rank.world_size} (step: {step.name}) in "
+                  f"{params.train.precision} on {rank.device} x {rank.world_size} (step: {implementation.name}) in "
                   f"{time.perf_counter() - started:.1f} s; loss per epoch: " + ", ".join(f"{x:.4f}" for x in history))
             # A dead network is an error, not a model: the last epoch's validation MSE against the mean image's.
             check_learned(epoch_metrics.last["val_mse"], mean_image_mse(train.images, validation.images))

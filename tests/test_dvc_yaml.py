@@ -92,3 +92,29 @@ def test_the_import_closure_follows_relative_imports() -> None:
     prepare = _parts(_closure(PROJECT / "stages" / "prepare.py"))
     assert {"src/mnist_ae/core", "src/mnist_ae/data", "src/mnist_ae/params.py"} <= set(prepare)
     assert prepare["src/mnist_ae/models"] == {"src/mnist_ae/models/__init__.py", "src/mnist_ae/models/sections.py"}
+
+
+def _dvc_yaml_paths() -> set[str]:
+    """Every data or metrics path dvc.yaml's stages read or write (their code and lock file aside)."""
+    stages = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]
+    found = set()
+    for stage in stages.values():
+        for key in ("deps", "outs", "metrics", "plots"):
+            for entry in stage.get(key, []):
+                path = entry if isinstance(entry, str) else next(iter(entry))
+                if not path.startswith(("src/", "stages/", "requirements.lock")):
+                    found.add(path)
+    return found
+
+
+def test_paths_py_and_dvc_yaml_name_the_same_paths() -> None:
+    """core/paths.py is where the stages read and write, dvc.yaml what DVC tracks: each path of one
+    is in the other (a file of paths.py inside a folder dvc.yaml tracks whole counts), so a path
+    changed in one place alone fails here."""
+    from mnist_ae.core import paths
+
+    declared = {str(value) for name, value in vars(paths).items() if isinstance(value, Path) and name.isupper()}
+    tracked = _dvc_yaml_paths()
+    assert tracked <= declared, f"dvc.yaml tracks paths that core/paths.py does not name: {tracked - declared}"
+    untracked = {path for path in declared - tracked if not any(path.startswith(f"{folder}/") for folder in tracked)}
+    assert untracked == {str(paths.METRICS)}, f"core/paths.py names paths no stage of dvc.yaml tracks: {untracked}"

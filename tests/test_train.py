@@ -183,7 +183,8 @@ def test_fit_trains_with_the_step_it_is_given(monkeypatch: pytest.MonkeyPatch) -
     autograd, before = next(entry for entry in STEPS if entry.name == "autograd"), torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        fit(make_model(), torch.rand(32, PIXELS), train_params(epochs=1, batch_size=16), progress=False, kind=autograd)
+        fit(make_model(), torch.rand(32, PIXELS), train_params(epochs=1, batch_size=16), progress=False,
+            implementation=autograd)
     finally:
         torch.set_num_threads(before)
     assert checked == [autograd]

@@ -1,6 +1,6 @@
 """Where each stage reads and writes, relative to the project root (the folder ``dvc.yaml`` is in).
 
-``dvc.yaml`` names the same paths; keep the two in step.
+``dvc.yaml`` names the same paths; tests/test_dvc_yaml.py fails where the two disagree.
 """
 
 from pathlib import Path
@@ -10,7 +10,8 @@ RAW = Path("data/raw")  # downloads, an output of the prepare stage
 # command (checkout, repro) ever deletes it. dvc.yaml lists it as a dependency of the prepare stage.
 CUSTOM = Path("data/custom")
 PREPARED = Path("data/prepared")
-CHECKPOINT = Path("data/models/autoencoder.pt")
+MODELS = Path("data/models")  # the train stage's output folder
+CHECKPOINT = MODELS / "autoencoder.pt"
 CODES = Path("data/codes.npz")  # every image's code, from evaluate for embed (core/codes.py)
 METRICS = Path("metrics")
 TRAIN_LOG = METRICS / "train"  # dvclive's folder: metrics.json and plots/metrics/*.tsv

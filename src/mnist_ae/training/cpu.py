@@ -23,7 +23,7 @@ from ..models.base import AutoEncoder
 from ..params import TrainParams
 
 if TYPE_CHECKING:
-    from .steps import StepKind
+    from .steps import StepImplementation
 
 USER_THREAD_SETTINGS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # MKL's strict mode sums gemm in an order that does not depend on the thread count (on its AVX2 and
@@ -79,9 +79,9 @@ def thread_count(threads: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def same_bits_at_every_thread_count(kind: StepKind, model: AutoEncoder, config: TrainParams, data: torch.Tensor,
+def same_bits_at_every_thread_count(implementation: StepImplementation, model: AutoEncoder, config: TrainParams, data: torch.Tensor,
                                     batch_size: int) -> bool:
-    """Whether the run's step ``kind``, from the model's weights, gives the same bits at every thread
+    """Whether the run's step ``implementation``, from the model's weights, gives the same bits at every thread
     count up to the current one: the losses, the weights and Adam's moments after ``CHECK_STEPS``
     steps (and a first) at the full batch size, then as many at the short last batch's, if the run
     has one, each on the next rows of ``data``."""
@@ -94,7 +94,7 @@ def same_bits_at_every_thread_count(kind: StepKind, model: AutoEncoder, config: 
         trial = copy.deepcopy(model)
         with thread_count(threads), torch.random.fork_rng(devices=[]):  # the run's random stream untouched
             torch.manual_seed(0)  # the same noise (a VAE's) in every trial
-            step = kind.build(trial, config, batch_size, False)
+            step = implementation.build(trial, config, batch_size, False)
             losses = torch.empty(len(sizes), device=data.device)
             for i, (start, size) in enumerate(zip(starts, sizes, strict=True)):
                 step(data, (start + torch.arange(size, device=data.device)) % len(data), losses[i])

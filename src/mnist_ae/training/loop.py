@@ -17,7 +17,7 @@ from ..core.errors import UserError
 from ..models.base import AutoEncoder
 from ..params import TrainParams
 from .cpu import NoTuning, same_bits_at_every_thread_count, tuning_for
-from .steps import Step, StepKind, choose_step
+from .steps import Step, StepImplementation, choose_step
 
 # Each check waits for the device (and, under DDP, for the other ranks), so it is not made every step.
 CHECK_EVERY = 50
@@ -30,7 +30,7 @@ def fit(
     progress: bool = True,
     on_epoch_end: Callable[[int, float], None] | None = None,
     distributed: bool = False,
-    kind: StepKind | None = None,
+    implementation: StepImplementation | None = None,
 ) -> list[float]:
     """Train ``model`` in place on ``data`` (N, D), on ``data``'s device; returns each epoch's mean loss.
 
@@ -38,17 +38,17 @@ def fit(
     loss, the batch's mean squared error), as a tutorial loop reports it. ``on_epoch_end(epoch,
     loss)`` sees the model with that epoch's weights. ``distributed``: this process is one rank of a
     ``torch.distributed`` group (``distributed.py``); every rank calls ``fit`` with the same arguments.
-    ``kind``: the step the caller chose with ``choose_step`` (the train stage, before any rank
+    ``implementation``: the step the caller chose with ``choose_step`` (the train stage, before any rank
     starts, to refuse one that does not apply once); None: ``fit`` chooses it.
     """
     if len(data) == 0:
         raise UserError("the training split is empty: nothing to train on")
     batch_size = min(config.batch_size, len(data))
-    kind = kind or choose_step(model, config, data.device, distributed)
-    step = kind.build(model, config, batch_size, distributed)
+    implementation = implementation or choose_step(model, config, data.device, distributed)
+    step = implementation.build(model, config, batch_size, distributed)
     # Ranks keep their threads: each rank's count is its own affair, and the check is one process's.
     same_bits = (None if distributed
-                 else lambda: same_bits_at_every_thread_count(kind, model, config, data, batch_size))
+                 else lambda: same_bits_at_every_thread_count(implementation, model, config, data, batch_size))
     tuning = tuning_for(data.device, same_bits, config.threads)
     generator = torch.Generator().manual_seed(config.seed)
     steps_per_epoch = math.ceil(len(data) / batch_size)

@@ -96,7 +96,7 @@ class _Objective(nn.Module):
 
 
 @dataclass(frozen=True)
-class StepKind:
+class StepImplementation:
     """An implementation of the step: its name (a value of ``train.step``), where it applies
     (model, params, device, several ranks), and how it is built (model, params, largest batch,
     several ranks)."""
@@ -109,19 +109,19 @@ class StepKind:
 # In order of preference: the first that applies trains the run under ``train.step: auto``.
 STEPS = (
     # Hand-written for the pairs it writes out, one process, on the CPU (the device it was measured on).
-    StepKind("fused_mlp",
+    StepImplementation("fused_mlp",
              applies=lambda model, config, device, distributed: (
                  device.type == "cpu" and not distributed and implements(model, config.loss)),
              build=lambda model, config, max_batch, distributed: FusedMLPStep(
                  model, max_batch, config.lr, PRECISIONS[config.precision])),
-    StepKind("autograd",
+    StepImplementation("autograd",
              applies=lambda model, config, device, distributed: True,
              build=lambda model, config, max_batch, distributed: AutogradStep(
                  model, LOSSES[config.loss], config.lr, PRECISIONS[config.precision], distributed)),
 )
 
 
-def choose_step(model: AutoEncoder, config: TrainParams, device: torch.device, distributed: bool) -> StepKind:
+def choose_step(model: AutoEncoder, config: TrainParams, device: torch.device, distributed: bool) -> StepImplementation:
     """The step ``train.step`` names, or under ``auto`` the first of ``STEPS`` that applies."""
     for entry in STEPS:
         if config.step in ("auto", entry.name) and entry.applies(model, config, device, distributed):
