@@ -79,10 +79,10 @@ def thread_count(threads: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def same_bits_at_every_thread_count(implementation: StepImplementation, model: AutoEncoder, config: TrainParams, data: torch.Tensor,
-                                    batch_size: int) -> bool:
-    """Whether the run's step ``implementation``, from the model's weights, gives the same bits at every thread
-    count up to the current one: the losses, the weights and Adam's moments after ``CHECK_STEPS``
+def same_bits_at_every_thread_count(implementation: StepImplementation, model: AutoEncoder, config: TrainParams,
+                                    data: torch.Tensor, batch_size: int) -> bool:
+    """Whether the run's step ``implementation``, from the model's weights, gives the same bits at
+    every thread count up to the current one: the losses, the weights and Adam's moments after ``CHECK_STEPS``
     steps (and a first) at the full batch size, then as many at the short last batch's, if the run
     has one, each on the next rows of ``data``."""
     last = len(data) - (math.ceil(len(data) / batch_size) - 1) * batch_size
