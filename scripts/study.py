@@ -1,0 +1,110 @@
+"""``make study``: the N2D study's tables and figure, made from its committed rows alone.
+
+    python scripts/study.py export     # the sweeps' finished experiments -> metrics/studies/<sweep>.csv (commit them)
+    python scripts/study.py render     # those rows -> the tables in docs/models.md and README.md, the figure
+
+Each table of the docs stands between ``<!-- study:NAME -->`` and ``<!-- /study:NAME -->``; render
+rewrites what is between, so a number typed there by hand is gone at the next render.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from mnist_ae.comparison import Group, committed_params, exp_show_rows, experiment_baselines
+from mnist_ae.core.atomic import atomic_path, save_figure
+from mnist_ae.core.errors import UserError, run_stage
+from mnist_ae.sweeps.plan import load_plan
+from mnist_ae.sweeps.study import (
+    against_baseline,
+    against_pixels,
+    curve_figure,
+    export,
+    fill_markers,
+    groups_of,
+    load_rows,
+    param_value,
+    summary_table,
+)
+
+SWEEPS = Path("sweeps")
+STUDY = ("defaults", "n2d", "n2d-epochs", "n2d-cosine")  # the sweeps of the study, by file name
+DOCS = (Path("docs/models.md"), Path("README.md"))
+CURVE = Path("docs/figures/n2d-epochs.png")
+CLUSTERING = ["manifold_accuracy", "manifold_nmi", "manifold_ari", "cluster_accuracy", "cluster_nmi", "cluster_ari"]
+HEADLINE = ["test_mse", "knn_accuracy_codes", "probe_accuracy", "cluster_accuracy", "manifold_accuracy"]
+CPU = "one of two experiments at a time on a 2-core AMD EPYC (Zen 4, AVX-512)"
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    return frame.to_markdown(index=False)
+
+
+def blocks(rows: dict[str, pd.DataFrame]) -> dict[str, str]:
+    """Every study block of the docs, from the rows of each sweep."""
+    defaults = groups_of(rows["defaults"])[0]
+    [n2d] = groups_of(rows["n2d"])
+    curve = rows["n2d-epochs"].assign(epochs=rows["n2d-epochs"]["params"].map(
+        lambda p: int(param_value(p, "train.epochs"))))
+    curve_groups = groups_of(curve.sort_values(["epochs", "seed"]))
+    for group in curve_groups:
+        group.params["epochs"] = int(group.runs["epochs"].iloc[0])
+    curve_table = summary_table(curve_groups, ["manifold_accuracy", "manifold_nmi", "cluster_accuracy"], label="epochs")
+    pixel_levels = [f"{g.runs['pixel_manifold_accuracy'].mean():.4f}, {g.runs['pixel_cluster_accuracy'].mean():.4f}"
+                    for g in curve_groups]
+    curve_table.insert(curve_table.columns.get_loc("training, min"), "pixels: manifold, k-means accuracy",
+                       pixel_levels)
+    [cosine] = groups_of(rows["n2d-cosine"])
+    constant = n2d.runs[n2d.runs["seed"].isin(cosine.runs["seed"])]
+    pixels = against_pixels(n2d, CLUSTERING).set_index("metric")
+    manifold, kmeans = pixels.loc["manifold_accuracy"], pixels.loc["cluster_accuracy"]
+    minutes = n2d.runs["train_seconds"].mean() / 60
+    readme = (f"N2D's network at 40 epochs ({minutes:.0f} min of training a seed, {CPU}; `make sweep`), over "
+              f"{n2d.n} seeds: manifold accuracy **{manifold['codes']}** (worst seed {manifold['worst seed']}) "
+              f"against the pixels' {manifold['pixels']}, paired difference {manifold['codes - pixels']}: "
+              f"{manifold['verdict']} (p = {manifold['p (paired t)']}); k-means {kmeans['codes']} against "
+              f"{kmeans['pixels']}: {kmeans['verdict']}. The curve and what was tried: "
+              f"[docs/models.md](docs/models.md#n2d-over-seeds).")
+    return {
+        "n2d-epochs": markdown(curve_table),
+        "n2d-pixels": markdown(pixels.reset_index()),
+        "n2d-defaults": markdown(against_baseline(n2d, defaults, HEADLINE)),
+        "n2d-cosine": markdown(against_baseline(cosine, Group(n2d.params, constant), HEADLINE)),
+        "readme": readme,
+    }
+
+
+def render() -> None:
+    rows = {name: load_rows(name) for name in STUDY}
+    made = blocks(rows)
+    for doc in DOCS:
+        text = doc.read_text(encoding="utf-8")
+        with atomic_path(doc) as tmp:
+            tmp.write_text(fill_markers(text, made), encoding="utf-8")
+    CURVE.parent.mkdir(parents=True, exist_ok=True)
+    save_figure(CURVE, curve_figure(rows["n2d-epochs"], "train.epochs",
+                                    "N2D's auto-encoder (784-500-500-2000-10), its codes clustered, against its "
+                                    "training epochs"))
+    print(f"rendered {len(made)} tables into {', '.join(map(str, DOCS))} and {CURVE}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["export", "render"])
+    args = parser.parse_args()
+    if args.command == "export":
+        listed, params = exp_show_rows(experiment_baselines()), committed_params()
+        for name in STUDY:
+            try:
+                print(f"wrote {export(load_plan(SWEEPS / f'{name}.yaml'), name, listed, params)}")
+            except UserError as error:
+                print(f"{name}: {error}")
+    else:
+        render()
+
+
+if __name__ == "__main__":
+    run_stage(main)
