@@ -4,7 +4,7 @@ PYTHON ?= python3
 # DVC runs each stage's `python ...` through the shell: put the venv first on PATH so it is ours.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install lint lock repro check-repro test test-fast bench exp-show compare noise-floor sweep clean
+.PHONY: install lint lock repro check-repro test test-fast bench exp-show compare noise-floor sweep study clean
 
 install: $(VENV)/.installed
 
@@ -68,12 +68,17 @@ compare: install  ## mean ± sd of the headline metrics per configuration, and w
 SEEDS ?= 5
 JOBS ?= 1
 noise-floor: install  ## run the defaults over SEEDS seeds (default 5), JOBS at a time (default 1), and write their spread: metrics/noise_floor.json
-	python scripts/noise_floor.py --seeds $(SEEDS) --jobs $(JOBS)
+	python scripts/noise_floor.py --seeds $(SEEDS) --jobs $(JOBS) $(ARGS)
 
 # A sweep file's experiments (sweeps/*.yaml) in DVC's local queue, JOBS at a time; then make compare ARGS="--sweep SWEEP".
 SWEEP ?= sweeps/n2d.yaml
 sweep: install  ## queue the experiments of SWEEP (default sweeps/n2d.yaml: N2D's network) that HEAD has not run, JOBS at a time (ARGS="-S train.epochs=1 --seeds 1")
 	python scripts/sweep.py queue $(SWEEP) --jobs $(JOBS) $(ARGS)
+
+# The N2D study's tables (in docs/models.md and README.md) and its figure, from its committed rows
+# (metrics/studies/*.csv); `python scripts/study.py export` first writes the rows of finished experiments.
+study: install  ## remake the study's tables and figure from metrics/studies/*.csv
+	python scripts/study.py render
 
 clean:  ## remove the virtual environment and test caches (DVC's data stays)
 	rm -rf $(VENV) .pytest_cache .hypothesis

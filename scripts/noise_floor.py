@@ -27,15 +27,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, required=True, help="replicates: train.seed 0..SEEDS-1")
     parser.add_argument("--jobs", type=int, default=1, help="workers of DVC's queue")
+    parser.add_argument("--rev", help="take the replicates from this commit's experiments, running none "
+                                      "(a floor measured before a commit that changed no stage)")
     args = parser.parse_args()
     plan = load_plan(DEFAULTS, seeds=args.seeds)
-    queued = queue(plan, args.jobs)
-    if queued:
+    if args.rev is None and (queued := queue(plan, args.jobs)):
         print(f"running {len(queued)} replicate(s) of the defaults, {args.jobs} at a time (minutes each)...",
               flush=True)
         wait_for(plan, WAIT_S)
     names = {planned.name for planned in plan.experiments}
-    groups, _, metrics, _ = load_groups(None, None, require_baseline=False, names=names)
+    groups, _, metrics, _ = load_groups(None, None, require_baseline=False, names=names,
+                                        revs=None if args.rev is None else [args.rev])
     if len(groups) != 1 or groups[0].n < args.seeds:
         found = sum(group.n for group in groups)
         raise UserError(f"the defaults have {found} finished replicates of the {args.seeds} asked for: see dvc queue "

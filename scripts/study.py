@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from mnist_ae.comparison import Group, committed_params, exp_show_rows, experiment_baselines
+from mnist_ae.comparison import Group, committed_params, exp_show_rows, experiment_baselines, summary
 from mnist_ae.core.atomic import atomic_path, save_figure
 from mnist_ae.core.errors import UserError, run_stage
+from mnist_ae.headline import PIXEL_PREFIX
 from mnist_ae.sweeps.plan import load_plan
 from mnist_ae.sweeps.study import (
     against_baseline,
@@ -31,7 +32,7 @@ from mnist_ae.sweeps.study import (
 )
 
 SWEEPS = Path("sweeps")
-STUDY = ("defaults", "n2d", "n2d-epochs", "n2d-cosine")  # the sweeps of the study, by file name
+STUDY = ("defaults", "n2d", "n2d-epochs", "n2d-cosine", "n2d-umap10")  # the sweeps of the study, by file name
 DOCS = (Path("docs/models.md"), Path("README.md"))
 CURVE = Path("docs/figures/n2d-epochs.png")
 CLUSTERING = ["manifold_accuracy", "manifold_nmi", "manifold_ari", "cluster_accuracy", "cluster_nmi", "cluster_ari"]
@@ -41,6 +42,41 @@ CPU = "one of two experiments at a time on a 2-core AMD EPYC (Zen 4, AVX-512)"
 
 def markdown(frame: pd.DataFrame) -> str:
     return frame.to_markdown(index=False)
+
+
+def _cell(group: Group, metrics: list[str], seed: int | None = None, bold: set[str] = frozenset()) -> str:
+    """Metrics of one seed's row, or mean ± sd over the group (bold where ahead beyond noise)."""
+    if seed is not None:
+        row = group.runs[group.runs["seed"] == seed].iloc[0]
+        return ", ".join(f"{row[m]:.4g}" for m in metrics)
+    return ", ".join(f"**{summary(group.runs[m])}**" if m in bold else summary(group.runs[m]) for m in metrics)
+
+
+def defaults_table(defaults: Group) -> str:
+    """The README's table of what the defaults' codes are good for, seed 0 and over the replicates."""
+    paired = against_pixels(defaults, CLUSTERING).set_index("metric")
+    codes_ahead = {m for m in paired.index if paired.loc[m, "verdict"] == "the codes beyond noise"}
+    pixels_ahead = {PIXEL_PREFIX + m for m in paired.index if paired.loc[m, "verdict"] == "the pixels beyond noise"}
+    uses = [
+        ("classification: 5-nearest neighbours (5-fold CV); in the 2-D t-SNE", ["knn_accuracy_codes",
+                                                                                 "knn_accuracy_tsne"], False),
+        ("classification: a linear probe from the training codes", ["probe_accuracy"], False),
+        ("clustering: k-means, 10 clusters: accuracy (clusters matched to classes), NMI, ARI",
+         ["cluster_accuracy", "cluster_nmi", "cluster_ari"], True),
+        ("clustering: UMAP to 2-d, then the likeliest of 10 fits of a mixture of 10 Gaussians (`embed.manifold`)",
+         ["manifold_accuracy", "manifold_nmi", "manifold_ari"], True),
+    ]
+    table = [{"use (k-NN and the probe on 2,000 training images / the test split; clustering on all 70,000)": use,
+              "the 16-d codes, seed 0": _cell(defaults, metrics, seed=0),
+              f"the codes, mean ± sd, n = {defaults.n}": _cell(defaults, metrics, bold=codes_ahead),
+              f"the 784 raw pixels, n = {defaults.n}": _cell(defaults, [PIXEL_PREFIX + m for m in metrics],
+                                                             bold=pixels_ahead) if pixels else ""}
+             for use, metrics, pixels in uses]
+    verdicts = "; ".join(f"{kind} {paired.loc[m, 'verdict']} ({paired.loc[m, 'codes - pixels']}, p = "
+                         f"{paired.loc[m, 'p (paired t)']}; worst seed of the codes {paired.loc[m, 'worst seed']})"
+                         for kind, m in (("k-means", "cluster_accuracy"), ("in the manifold,", "manifold_accuracy")))
+    return (markdown(pd.DataFrame(table)) + f"\n\n`make compare` (a paired t-test of the accuracies over the "
+            f"{defaults.n} seeds, codes less pixels): {verdicts}. **Bold**: ahead beyond noise.")
 
 
 def blocks(rows: dict[str, pd.DataFrame]) -> dict[str, str]:
@@ -57,8 +93,12 @@ def blocks(rows: dict[str, pd.DataFrame]) -> dict[str, str]:
                     for g in curve_groups]
     curve_table.insert(curve_table.columns.get_loc("training, min"), "pixels: manifold, k-means accuracy",
                        pixel_levels)
-    [cosine] = groups_of(rows["n2d-cosine"])
-    constant = n2d.runs[n2d.runs["seed"].isin(cosine.runs["seed"])]
+
+    def against_n2d(variant: str) -> str:
+        """A variant of the N2D configuration against its seeds of sweeps/n2d.yaml (Welch's t-test)."""
+        [group] = groups_of(rows[variant])
+        same_seeds = Group(n2d.params, n2d.runs[n2d.runs["seed"].isin(group.runs["seed"])])
+        return markdown(against_baseline(group, same_seeds, HEADLINE))
     pixels = against_pixels(n2d, CLUSTERING).set_index("metric")
     manifold, kmeans = pixels.loc["manifold_accuracy"], pixels.loc["cluster_accuracy"]
     minutes = n2d.runs["train_seconds"].mean() / 60
@@ -72,8 +112,10 @@ def blocks(rows: dict[str, pd.DataFrame]) -> dict[str, str]:
         "n2d-epochs": markdown(curve_table),
         "n2d-pixels": markdown(pixels.reset_index()),
         "n2d-defaults": markdown(against_baseline(n2d, defaults, HEADLINE)),
-        "n2d-cosine": markdown(against_baseline(cosine, Group(n2d.params, constant), HEADLINE)),
+        "n2d-cosine": against_n2d("n2d-cosine"),
+        "n2d-umap10": against_n2d("n2d-umap10"),
         "readme": readme,
+        "readme-defaults": defaults_table(defaults),
     }
 
 
