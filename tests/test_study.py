@@ -70,7 +70,7 @@ def test_a_typed_number_between_markers_is_replaced(study_folder: Path) -> None:
 def test_markers_are_filled_and_an_unknown_one_is_refused() -> None:
     text = "a\n<!-- study:one -->\nold\n<!-- /study:one -->\nb\n"
     assert fill_markers(text, {"one": "new"}) == "a\n<!-- study:one -->\nnew\n<!-- /study:one -->\nb\n"
-    with pytest.raises(UserError, match="a study block 'one' that scripts/study.py does not make"):
+    with pytest.raises(UserError, match=r"a study block 'one' that scripts/study\.py does not make"):
         fill_markers(text, {"two": "new"})
 
 
