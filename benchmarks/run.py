@@ -77,11 +77,12 @@ def matmul_peak_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 7) -
     return 2 * size**3 / statistics.median(times) / 1e9
 
 
-def time_training(implementation: str, precision: str, hidden: list[int], epochs: int, step: str = "auto") -> dict:
+def time_training(implementation: str, precision: str, hidden: list[int], epochs: int, step: str = "auto",
+                  extra: tuple[str, ...] = ()) -> dict:
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.worker", implementation, "--epochs", str(epochs),
-         "--precision", precision, "--step", step, "--hidden", *map(str, hidden)],
+         "--precision", precision, "--step", step, "--hidden", *map(str, hidden), *extra],
         capture_output=True, text=True, check=True,
     )
     return {**json.loads(result.stdout.strip().splitlines()[-1]), "process_seconds": time.perf_counter() - started}
@@ -100,6 +101,31 @@ def time_tsne(sizes: list[int], methods: list[str], perplexity: float = 30.0) ->
             rows.append({"size": size, "method": method, "seconds": seconds,
                          "knn_accuracy_2d": knn_accuracy(points, labels, neighbors=5)})
     return rows
+
+
+# N2D's network (sweeps/n2d.yaml): where its sums depend on the thread count, train.threads decides
+# between the same bits on any machine (one thread) and every core.
+N2D_NETWORK = ([500, 500, 2000], ("--code-dim", "10", "--batch-size", "256"))
+
+
+def report_threads(epochs: int, repeats: int) -> None:
+    """N2D's network at train.threads same_bits and all_cores, alternated: seconds an epoch, and
+    whether the two trained to the same weights."""
+    hidden, extra = N2D_NETWORK
+    runs: dict[str, list[dict]] = {"same_bits": [], "all_cores": []}
+    for _ in range(repeats):
+        for threads in runs:
+            runs[threads].append(time_training("project", "fp32", hidden, epochs, extra=(*extra, "--threads", threads)))
+    print(f"\n| N2D's network (784-500-500-2000-10, batch 256), {epochs} epochs x {repeats} | "
+          "s an epoch (median) | last epoch's loss |\n| --- | --- | --- |")
+    for threads, results in runs.items():
+        seconds = statistics.median(s for r in results for s in r["epoch_seconds"])
+        last = results[-1]
+        print(f"| train.threads: {threads} | {seconds:.1f} | {last['losses'][-1]:.6f} |")
+    same, fast = runs["same_bits"][-1], runs["all_cores"][-1]
+    ratio = (statistics.median(s for r in runs["same_bits"] for s in r["epoch_seconds"])
+             / statistics.median(s for r in runs["all_cores"] for s in r["epoch_seconds"]))
+    print(f"all_cores {ratio:.2f}x the speed of same_bits; the same weights: {same['weights'] == fast['weights']}")
 
 
 def report_training(results: dict[tuple[str, str, str], dict], peaks: dict[str, float], repeats: int) -> list[str]:
@@ -154,6 +180,8 @@ def main() -> None:
     parser.add_argument("--skip-contention", action="store_true",
                         help="do not time the train stage beside busy neighbours (benchmarks/contention.py)")
     parser.add_argument("--contention-seconds", type=float, default=8.0, help="timed training per contended run")
+    parser.add_argument("--threads-epochs", type=int, default=2,
+                        help="epochs of N2D's network at each train.threads setting (0: skip)")
     args = parser.parse_args()
     if not (paths.PREPARED / "train.pt").exists() or not paths.CODES.exists():
         sys.exit("error: no prepared data or codes: run `make repro` first")
@@ -197,6 +225,9 @@ def main() -> None:
             for precision, seconds in stage.items():
                 print(f"train stage in {precision} against the tutorial loop's process: "
                       f"{statistics.median(tutorial) / statistics.median(seconds):.2f}x")
+
+    if args.threads_epochs:
+        report_threads(args.threads_epochs, args.repeats)
 
     if not args.skip_contention:
         print()

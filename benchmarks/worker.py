@@ -44,11 +44,17 @@ def main() -> None:
     parser.add_argument("--step", choices=["auto", "autograd"], default="auto")
     parser.add_argument("--hidden", type=int, nargs="+", default=[256])
     parser.add_argument("--prepared", type=Path, default=Path("data/prepared"))
+    parser.add_argument("--code-dim", type=int, help="model.code_dim (default: params.yaml's)")
+    parser.add_argument("--batch-size", type=int, help="train.batch_size (default: params.yaml's)")
+    parser.add_argument("--threads", choices=["same_bits", "all_cores"], help="train.threads (default: params.yaml's)")
     args = parser.parse_args()
 
     images = load_split(args.prepared, "train").images
-    model_params, train_params = project_params(args.hidden, epochs=args.epochs, precision=args.precision,
-                                                step=args.step)
+    train = {"epochs": args.epochs, "precision": args.precision, "step": args.step}
+    train |= {key: value for key, value in (("batch_size", args.batch_size), ("threads", args.threads)) if value}
+    model_params, train_params = project_params(args.hidden, **train)
+    if args.code_dim:
+        model_params = model_params.model_copy(update={"code_dim": args.code_dim})
     model = build_model(model_params, seed=0)
     marks = [time.perf_counter()]
 
@@ -63,8 +69,9 @@ def main() -> None:
         losses = fit(model, images, train_params, progress=False, on_epoch_end=on_epoch_end)
     epoch_seconds = [b - a for a, b in pairwise(marks)]
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    weights = float(sum(p.detach().double().sum() for p in model.parameters())).hex()  # the weights' bits, in short
     print(json.dumps({"epoch_seconds": epoch_seconds, "losses": losses, "peak_rss_mib": peak_mib,
-                      "samples": len(images), "threads": torch.get_num_threads()}))
+                      "samples": len(images), "threads": torch.get_num_threads(), "weights": weights}))
 
 
 if __name__ == "__main__":

@@ -284,7 +284,8 @@ def committed_params(rev: str = "HEAD") -> dict[str, object]:
     shown = subprocess.run(["git", "show", f"{rev}:params.yaml"], capture_output=True, text=True)
     if shown.returncode != 0:
         said = (shown.stderr.strip().splitlines() or ["git failed"])[0]
-        raise UserError(f"cannot read the committed params.yaml ({said}): run it in the project's git checkout")
+        where = "run it in the project's git checkout" if rev == "HEAD" else f"is {rev} a commit of this repository?"
+        raise UserError(f"cannot read params.yaml at {rev} ({said}): {where}")
     return flat_params(shown.stdout)
 
 
