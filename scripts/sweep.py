@@ -17,7 +17,9 @@ import pandas as pd
 from mnist_ae.comparison import add_arguments, baseline_names, committed_params, find_baseline, load_groups, report
 from mnist_ae.core.errors import UserError, run_stage
 from mnist_ae.sweeps.plan import Plan, load_plan
-from mnist_ae.sweeps.run import pull, queue, resolve, run_job
+from mnist_ae.sweeps.run import pull, queue, resolve, run_job, wait_for
+
+WAIT_S = 24 * 3600  # queue --wait gives up after a day: a sweep on one machine that takes longer is a job array's
 
 
 def show_plan(plan: Plan, as_json: bool) -> None:
@@ -65,6 +67,8 @@ def main() -> None:
         command.add_argument("--seeds", type=int, help="replicates instead of the file's")
     commands.choices["plan"].add_argument("--json", action="store_true", help="the job indices, as a CI matrix")
     commands.choices["queue"].add_argument("--jobs", type=int, default=1, help="workers of the local queue")
+    commands.choices["queue"].add_argument("--wait", action="store_true",
+                                           help="wait until the plan's experiments are done, then compare them")
     for name in ("job", "gather"):
         commands.choices[name].add_argument("--baseline-commit", required=True, dest="baseline_commit",
                                             help="the pushed commit every job checks out")
@@ -81,6 +85,11 @@ def main() -> None:
         print(f"queued {len(queued)} of {len(plan.experiments)} experiments (the others are done or queued); "
               f"{'started ' + str(args.jobs) + ' worker(s): dvc queue status shows them, ' if queued else ''}"
               f"make compare ARGS='--sweep {args.sweep}' reads them")
+        if args.wait:
+            wait_for(plan, WAIT_S)
+            groups, baseline, metrics, not_done = load_groups(
+                None, {planned.name for planned in plan.experiments}, names={p.name for p in plan.experiments})
+            print(report(groups, baseline, metrics, markdown=False, not_done=not_done))
     elif args.command == "job":
         print(run_job(plan, args.index, args.baseline_commit, args.remote))
     else:

@@ -137,3 +137,47 @@ def test_a_sweep_over_two_machines_gathers_into_one_comparison(built_project: Pa
     git_commit(first, "a later commit")
     moved = _job(first, 0, commit, check=False)
     assert moved.returncode == 2 and f"not the plan's baseline {commit[:12]}" in moved.stderr
+
+
+def _with_overrides(params: dict, overrides: tuple[str, ...]) -> dict:
+    """params.yaml's content with ``-S`` overrides applied, as dvc exp run applies them."""
+    import copy
+
+    import yaml
+
+    params = copy.deepcopy(params)
+    for override in overrides:
+        key, value = override.split("=", 1)
+        *sections, field = key.split(".")
+        node = params
+        for section in sections:
+            node = node[section]
+        node[field] = yaml.safe_load(value)
+    return params
+
+
+@pytest.mark.parametrize("sweep", sorted(path.name for path in (PROJECT / "sweeps").glob("*.yaml")))
+def test_every_committed_sweep_passes_the_schema(sweep: str) -> None:
+    from helpers import committed_params
+    from mnist_ae.params import Params
+
+    for planned in load_plan(PROJECT / "sweeps" / sweep).experiments:
+        Params.model_validate(_with_overrides(committed_params(), planned.overrides))
+
+
+def test_the_n2d_sweep_trains_n2ds_network() -> None:
+    """784-500-500-2000-10 and back, ReLU between, at N2D's batch of 256, clustered in a manifold."""
+    from torch import nn
+
+    from helpers import committed_params
+    from mnist_ae.models.families import build_model
+    from mnist_ae.params import Params
+
+    [planned, *_] = load_plan(PROJECT / "sweeps" / "n2d.yaml").experiments
+    params = Params.model_validate(_with_overrides(committed_params(), planned.overrides))
+    model = build_model(params.model, seed=0)
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [
+        (784, 500), (500, 500), (500, 2000), (2000, 10), (10, 2000), (2000, 500), (500, 500), (500, 784)]
+    assert sum(isinstance(m, nn.ReLU) for m in model.modules()) == 6
+    assert params.train.batch_size == 256 and params.embed.manifold and params.train.seed == 0
