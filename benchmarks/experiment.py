@@ -10,7 +10,6 @@ its ``main`` (the interpreter's own start included in both).
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -21,13 +20,13 @@ from pathlib import Path
 import yaml
 
 from mnist_ae.core import paths
+from mnist_ae.sweeps.study import TRAINED as TRAINED_IN
 
 # The stages an experiment at the defaults with another seed reruns (prepare depends on the data alone;
 # the pixel baseline's clustering follows the replicate seed, train.seed).
 EXPERIMENT_STAGES = ("pixel_baseline", "train", "evaluate", "embed")
 IMPORTS_ONLY = ("import importlib.util, sys; spec = importlib.util.spec_from_file_location('stage', sys.argv[1]); "
                 "spec.loader.exec_module(importlib.util.module_from_spec(spec))")
-TRAINED_IN = re.compile(r"trained .* in ([0-9.]+) s;")
 # An experiment at the defaults costs at most this many seconds beyond its own training: what a
 # user pays per replicate on top of the work that is the experiment.
 TARGET_BEYOND_TRAINING_S = 10.0

@@ -15,7 +15,7 @@ from pathlib import Path
 from mnist_ae.comparison import load_groups
 from mnist_ae.core.atomic import write_json
 from mnist_ae.core.errors import UserError, run_stage
-from mnist_ae.noise_floor import NOISE_FLOOR, load_floor, spread_of
+from mnist_ae.noise_floor import NOISE_FLOOR, checked_floor, spread_of
 from mnist_ae.sweeps.plan import load_plan
 from mnist_ae.sweeps.run import queue, wait_for
 
@@ -43,9 +43,10 @@ def main() -> None:
         raise UserError(f"the defaults have {found} finished replicates of the {args.seeds} asked for: see dvc queue "
                         "status and dvc queue logs NAME")
     runs = groups[0].runs
-    write_json(NOISE_FLOOR, {"seeds": sorted(int(s) for s in runs["train.seed"]), "overrides": plan.sweep.params,
-                             "metrics": spread_of(runs, metrics)})
-    load_floor(NOISE_FLOOR)  # what CI will read: refuse to leave a floor it would refuse
+    floor = {"seeds": sorted(int(s) for s in runs["train.seed"]), "overrides": plan.sweep.params,
+             "metrics": spread_of(runs, metrics)}
+    checked_floor(floor)  # what CI will read: never write a floor it would refuse
+    write_json(NOISE_FLOOR, floor)
     print(f"wrote {NOISE_FLOOR}: {len(metrics)} metrics over {len(runs)} seeds")
 
 

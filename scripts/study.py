@@ -14,14 +14,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from mnist_ae.comparison import Group, committed_params, exp_show_rows, experiment_baselines, summary
+from mnist_ae.comparison import (
+    Group,
+    codes_against_pixels,
+    committed_params,
+    compare_with,
+    exp_show_rows,
+    experiment_baselines,
+    summary,
+)
 from mnist_ae.core.atomic import atomic_path, save_figure
 from mnist_ae.core.errors import UserError, run_stage
-from mnist_ae.headline import PIXEL_PREFIX
+from mnist_ae.headline import HEADLINES, PIXEL_PREFIX
 from mnist_ae.sweeps.plan import load_plan
 from mnist_ae.sweeps.study import (
-    against_baseline,
-    against_pixels,
     curve_figure,
     export,
     fill_markers,
@@ -35,7 +41,7 @@ SWEEPS = Path("sweeps")
 STUDY = ("defaults", "n2d", "n2d-epochs", "n2d-cosine", "n2d-umap10")  # the sweeps of the study, by file name
 DOCS = (Path("docs/models.md"), Path("README.md"))
 CURVE = Path("docs/figures/n2d-epochs.png")
-CLUSTERING = ["manifold_accuracy", "manifold_nmi", "manifold_ari", "cluster_accuracy", "cluster_nmi", "cluster_ari"]
+CLUSTERING = [h.name for h in HEADLINES if h.pixels]  # the metrics the pixels have a twin of
 HEADLINE = ["test_mse", "knn_accuracy_codes", "probe_accuracy", "cluster_accuracy", "manifold_accuracy"]
 CPU = "one of two experiments at a time on a 2-core AMD EPYC (Zen 4, AVX-512)"
 
@@ -44,9 +50,23 @@ def markdown(frame: pd.DataFrame) -> str:
     return frame.to_markdown(index=False)
 
 
+def against_pixels(group: Group) -> pd.DataFrame:
+    """make compare's paired test of the codes against the pixels, on the study's rows."""
+    return codes_against_pixels(group, [m for metric in CLUSTERING for m in (metric, PIXEL_PREFIX + metric)])
+
+
+def one_group(rows: dict[str, pd.DataFrame], sweep: str) -> Group:
+    groups = groups_of(rows[sweep])
+    if len(groups) != 1:
+        raise UserError(f"metrics/studies/{sweep}.csv holds {len(groups)} configurations; the study expects one")
+    return groups[0]
+
+
 def _cell(group: Group, metrics: list[str], seed: int | None = None, bold: set[str] = frozenset()) -> str:
     """Metrics of one seed's row, or mean ± sd over the group (bold where ahead beyond noise)."""
     if seed is not None:
+        if seed not in set(group.runs["seed"]):
+            raise UserError(f"the study's rows have no seed {seed} of the defaults: run sweeps/defaults.yaml")
         row = group.runs[group.runs["seed"] == seed].iloc[0]
         return ", ".join(f"{row[m]:.4g}" for m in metrics)
     return ", ".join(f"**{summary(group.runs[m])}**" if m in bold else summary(group.runs[m]) for m in metrics)
@@ -54,7 +74,7 @@ def _cell(group: Group, metrics: list[str], seed: int | None = None, bold: set[s
 
 def defaults_table(defaults: Group) -> str:
     """The README's table of what the defaults' codes are good for, seed 0 and over the replicates."""
-    paired = against_pixels(defaults, CLUSTERING).set_index("metric")
+    paired = against_pixels(defaults).set_index("metric")
     codes_ahead = {m for m in paired.index if paired.loc[m, "verdict"] == "the codes beyond noise"}
     pixels_ahead = {PIXEL_PREFIX + m for m in paired.index if paired.loc[m, "verdict"] == "the pixels beyond noise"}
     uses = [
@@ -81,8 +101,7 @@ def defaults_table(defaults: Group) -> str:
 
 def blocks(rows: dict[str, pd.DataFrame]) -> dict[str, str]:
     """Every study block of the docs, from the rows of each sweep."""
-    defaults = groups_of(rows["defaults"])[0]
-    [n2d] = groups_of(rows["n2d"])
+    defaults, n2d = one_group(rows, "defaults"), one_group(rows, "n2d")
     curve = rows["n2d-epochs"].assign(epochs=rows["n2d-epochs"]["params"].map(
         lambda p: int(param_value(p, "train.epochs"))))
     curve_groups = groups_of(curve.sort_values(["epochs", "seed"]))
@@ -96,10 +115,10 @@ def blocks(rows: dict[str, pd.DataFrame]) -> dict[str, str]:
 
     def against_n2d(variant: str) -> str:
         """A variant of the N2D configuration against its seeds of sweeps/n2d.yaml (Welch's t-test)."""
-        [group] = groups_of(rows[variant])
+        group = one_group(rows, variant)
         same_seeds = Group(n2d.params, n2d.runs[n2d.runs["seed"].isin(group.runs["seed"])])
-        return markdown(against_baseline(group, same_seeds, HEADLINE))
-    pixels = against_pixels(n2d, CLUSTERING).set_index("metric")
+        return markdown(compare_with(group, same_seeds, HEADLINE))
+    pixels = against_pixels(n2d).set_index("metric")
     manifold, kmeans = pixels.loc["manifold_accuracy"], pixels.loc["cluster_accuracy"]
     minutes = n2d.runs["train_seconds"].mean() / 60
     readme = (f"N2D's network at 40 epochs ({minutes:.0f} min of training a seed, {CPU}; `make sweep`), over "
@@ -111,7 +130,7 @@ def blocks(rows: dict[str, pd.DataFrame]) -> dict[str, str]:
     return {
         "n2d-epochs": markdown(curve_table),
         "n2d-pixels": markdown(pixels.reset_index()),
-        "n2d-defaults": markdown(against_baseline(n2d, defaults, HEADLINE)),
+        "n2d-defaults": markdown(compare_with(n2d, defaults, HEADLINE)),
         "n2d-cosine": against_n2d("n2d-cosine"),
         "n2d-umap10": against_n2d("n2d-umap10"),
         "readme": readme,

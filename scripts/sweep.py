@@ -14,7 +14,16 @@ import json
 
 import pandas as pd
 
-from mnist_ae.comparison import add_arguments, baseline_names, committed_params, find_baseline, load_groups, report
+from mnist_ae.comparison import (
+    NoExperiments,
+    add_arguments,
+    baseline_names,
+    committed_params,
+    load_groups,
+    pick_baseline,
+    report,
+    with_baseline,
+)
 from mnist_ae.core.errors import UserError, run_stage
 from mnist_ae.sweeps.plan import Plan, load_plan
 from mnist_ae.sweeps.run import pull, queue, resolve, run_job, wait_for
@@ -32,25 +41,28 @@ def show_plan(plan: Plan, as_json: bool) -> None:
           f"{len(plan.experiments)} jobs, indices 0-{len(plan.experiments) - 1}")
 
 
+def compare_plan(plan: Plan, args: argparse.Namespace, revs: list[str] | None,
+                 missing: list[str] | None = None) -> None:
+    """make compare's report of the plan's experiments (and the baseline's); where none finished,
+    the planned ones named missing."""
+    baseline = baseline_names(getattr(args, "baseline", None))
+    names = with_baseline({planned.name for planned in plan.experiments}, baseline)
+    try:
+        groups, _, metrics, not_done = load_groups(getattr(args, "metrics", None), None, revs=revs, names=names,
+                                                   require_baseline=False)
+    except NoExperiments:
+        raise UserError(f"none of the plan's {len(plan.experiments)} experiments is finished"
+                        f"{' or pushed' if missing else ''}: rerun their jobs, then this") from None
+    found = pick_baseline(groups, committed_params(revs[0] if revs else "HEAD"), baseline, plan)
+    print(report(groups, found, metrics, getattr(args, "md", False), not_done, missing))
+
+
 def gather(plan: Plan, args: argparse.Namespace) -> None:
     """Pull the plan's experiments, compare them at the baseline commit, and name the missing ones
-    (exit 1 if any is missing, after the report)."""
+    (exit 2 if any is missing, after the report)."""
     commit = resolve(args.baseline_commit)
     missing = pull(plan, commit, args.remote)
-    names = {planned.name for planned in plan.experiments}
-    baseline = baseline_names(args.baseline)
-    names |= baseline if isinstance(baseline, set) else {baseline} if baseline else set()
-    groups, _, metrics, not_done = load_groups(args.metrics, None, revs=[commit], names=names, require_baseline=False)
-    # The baseline: the one named, else the committed params.yaml's group, else the plan's first configuration.
-    params = committed_params(commit)
-    try:
-        found = find_baseline(groups, params, baseline)
-    except UserError:
-        if baseline is not None:
-            raise
-        first = plan.experiments[0].configuration
-        found = find_baseline(groups, params, {p.name for p in plan.experiments if p.configuration == first})
-    print(report(groups, found, metrics, args.md, not_done, missing))
+    compare_plan(plan, args, [commit], missing)
     if missing:
         raise UserError(f"{len(missing)} of the plan's {len(plan.experiments)} experiments are missing: "
                         f"{', '.join(missing)}; rerun their jobs (a done job does nothing), then gather again")
@@ -82,14 +94,13 @@ def main() -> None:
         show_plan(plan, args.json)
     elif args.command == "queue":
         queued = queue(plan, args.jobs)
+        same = "".join(f" -S {override}" for override in args.extra) + (f" --seeds {args.seeds}" if args.seeds else "")
         print(f"queued {len(queued)} of {len(plan.experiments)} experiments (the others are done or queued); "
               f"{'started ' + str(args.jobs) + ' worker(s): dvc queue status shows them, ' if queued else ''}"
-              f"make compare ARGS='--sweep {args.sweep}' reads them")
+              f"make compare ARGS='--sweep {args.sweep}{same}' reads them")
         if args.wait:
             wait_for(plan, WAIT_S)
-            groups, baseline, metrics, not_done = load_groups(
-                None, {planned.name for planned in plan.experiments}, names={p.name for p in plan.experiments})
-            print(report(groups, baseline, metrics, markdown=False, not_done=not_done))
+            compare_plan(plan, args, None)
     elif args.command == "job":
         print(run_job(plan, args.index, args.baseline_commit, args.remote))
     else:

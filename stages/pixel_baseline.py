@@ -10,7 +10,6 @@ from mnist_ae.core.atomic import write_json
 from mnist_ae.core.dataset import SPLITS, load_split
 from mnist_ae.core.errors import run_stage
 from mnist_ae.embedding.downstream import clustering_metrics
-from mnist_ae.headline import PIXEL_PREFIX
 from mnist_ae.params import load_params
 
 
@@ -21,7 +20,7 @@ def main() -> None:
     labels = torch.cat([split.labels for split in splits]).numpy()
     scores = clustering_metrics(images, labels, params.replicate_embed())
     print(f"the pixels of {len(labels):,} images: " + ", ".join(f"{k} {v}" for k, v in scores.items()))
-    write_json(paths.PIXEL_BASELINE, {PIXEL_PREFIX + name: value for name, value in scores.items()})
+    write_json(paths.PIXEL_BASELINE, {paths.PIXEL_PREFIX + name: value for name, value in scores.items()})
 
 
 if __name__ == "__main__":

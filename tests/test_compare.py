@@ -144,7 +144,7 @@ def test_the_committed_floor_holds_the_metrics_make_exp_show_shows() -> None:
     assert all(entry["min"] <= entry["mean"] <= entry["max"] and entry["sd"] >= 0 for entry in entries)
 
 
-def test_floor_of_needs_two_replicates(params_file: dict[str, object]) -> None:
+def test_the_spread_needs_two_replicates(params_file: dict[str, object]) -> None:
     rng = np.random.default_rng(5)
     _, baseline, metrics = _groups([_row("a-0", 0, rng)], params_file)
     with pytest.raises(UserError, match="needs 2 replicates or more"):
@@ -267,3 +267,11 @@ def test_the_headline_metrics_are_what_the_stages_write() -> None:
     assert headline_tolerance("pixel_cluster_ari") == headline_tolerance("cluster_ari") == 0.02
     assert headline_tolerance("pixel_probe_accuracy") is None and headline_tolerance("val_kl") is None
     assert len({h.name for h in HEADLINES}) == len(HEADLINES)
+
+
+def test_a_failed_replicate_retried_since_is_no_longer_named_failed(params_file: dict[str, object]) -> None:
+    rng = np.random.default_rng(9)
+    rows = [_row(f"base-{s}", s, rng) for s in range(3)]
+    rows.append({**_row("base-2", 2, rng), "State": "Failed", "test_mse": None})  # its first try
+    groups, _, _, _ = load_groups(METRICS, None, params_file, rows=rows)
+    assert groups[0].n == 3 and groups[0].failed == ()

@@ -101,6 +101,7 @@ def test_a_sweep_over_two_machines_gathers_into_one_comparison(built_project: Pa
     for index in (0, 1):
         assert _job(first, index, commit).stdout.strip().endswith(f"{names[index]} done and pushed to origin")
     assert "done and pushed" in _job(second, 2, commit).stdout
+    assert any(path.is_file() for path in store.rglob("*")), "the jobs pushed no output to the DVC remote"
     # Job 3 fails on its machine (a damaged data file: the prepare stage refuses it) and pushes nothing.
     damaged = next((second / "data" / "custom").glob("train-images*"))
     damaged.write_bytes(damaged.read_bytes()[:-10])
@@ -139,45 +140,86 @@ def test_a_sweep_over_two_machines_gathers_into_one_comparison(built_project: Pa
     assert moved.returncode == 2 and f"not the plan's baseline {commit[:12]}" in moved.stderr
 
 
-def _with_overrides(params: dict, overrides: tuple[str, ...]) -> dict:
-    """params.yaml's content with ``-S`` overrides applied, as dvc exp run applies them."""
-    import copy
-
+def _with_overrides(folder: Path, overrides: tuple[str, ...]) -> dict:
+    """The committed params.yaml with ``-S`` overrides applied by DVC's own code, as dvc exp run does."""
     import yaml
+    from dvc.utils.hydra import apply_overrides
 
-    params = copy.deepcopy(params)
-    for override in overrides:
-        key, value = override.split("=", 1)
-        *sections, field = key.split(".")
-        node = params
-        for section in sections:
-            node = node[section]
-        node[field] = yaml.safe_load(value)
-    return params
+    from helpers import committed_params
+
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(committed_params(), sort_keys=False))
+    apply_overrides(path, list(overrides))
+    return yaml.safe_load(path.read_text())
 
 
 @pytest.mark.parametrize("sweep", sorted(path.name for path in (PROJECT / "sweeps").glob("*.yaml")))
-def test_every_committed_sweep_passes_the_schema(sweep: str) -> None:
-    from helpers import committed_params
+def test_every_committed_sweep_passes_the_schema(sweep: str, tmp_path: Path) -> None:
     from mnist_ae.params import Params
 
     for planned in load_plan(PROJECT / "sweeps" / sweep).experiments:
-        Params.model_validate(_with_overrides(committed_params(), planned.overrides))
+        Params.model_validate(_with_overrides(tmp_path, planned.overrides))
 
 
-def test_the_n2d_sweep_trains_n2ds_network() -> None:
+def test_the_n2d_sweep_trains_n2ds_network(tmp_path: Path) -> None:
     """784-500-500-2000-10 and back, ReLU between, at N2D's batch of 256, clustered in a manifold."""
     from torch import nn
 
-    from helpers import committed_params
     from mnist_ae.models.families import build_model
     from mnist_ae.params import Params
 
     [planned, *_] = load_plan(PROJECT / "sweeps" / "n2d.yaml").experiments
-    params = Params.model_validate(_with_overrides(committed_params(), planned.overrides))
+    params = Params.model_validate(_with_overrides(tmp_path, planned.overrides))
     model = build_model(params.model, seed=0)
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [
         (784, 500), (500, 500), (500, 2000), (2000, 10), (10, 2000), (2000, 500), (500, 500), (500, 784)]
     assert sum(isinstance(m, nn.ReLU) for m in model.modules()) == 6
     assert params.train.batch_size == 256 and params.embed.manifold and params.train.seed == 0
+
+
+def test_only_heads_finished_and_the_queues_waiting_experiments_count_as_had(monkeypatch: pytest.MonkeyPatch) -> None:
+    """dvc queue status keeps the finished tasks of every commit: a Success there is no experiment of HEAD."""
+    from mnist_ae.sweeps import run as sweep_run
+
+    said = {("exp", "list", "--names-only"): "exp-aaa-s0\n",
+            ("queue", "status"): "Task  Name  Created  Status\n1 exp-old-s0 04:01 Success\n2 exp-bbb-s1 04:02 Queued\n"
+                                 "3 exp-ccc-s2 04:03 Running\n4 exp-ddd-s3 04:04 Failed\n"}
+    monkeypatch.setattr(sweep_run, "dvc", lambda *args, capture=True: said[args])
+    assert sweep_run.queued_or_done() == {"exp-aaa-s0", "exp-bbb-s1", "exp-ccc-s2"}
+
+
+def test_all_commits_reads_the_commits_that_hold_experiments_newest_first(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from mnist_ae.comparison import experiment_baselines
+
+    def commit(message: str, when: int) -> str:
+        env = {"GIT_COMMITTER_DATE": f"@{when} +0000", "GIT_AUTHOR_DATE": f"@{when} +0000"}
+        run(["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "--allow-empty",
+             "-m", message], tmp_path, env={**venv_env(), **env})
+        return run(["git", "rev-parse", "HEAD"], tmp_path).stdout.strip()
+
+    run(["git", "init", "-q"], tmp_path)
+    old, middle, head = commit("old", 1_000_000), commit("middle", 2_000_000), commit("head", 3_000_000)
+    for sha, name in ((old, "exp-a-s0"), (middle, "exp-b-s0")):
+        run(["git", "update-ref", f"refs/exps/{sha[:2]}/{sha[2:]}/{name}", sha], tmp_path)
+    run(["git", "update-ref", "refs/exps/celery/stash", head], tmp_path)  # DVC's queue, not a baseline
+    monkeypatch.chdir(tmp_path)
+    assert experiment_baselines() == [head, middle, old]
+
+
+def test_a_sweep_without_a_named_baseline_is_judged_against_its_first_configuration(tmp_path: Path) -> None:
+    from mnist_ae.comparison import find_baseline, load_groups, pick_baseline
+
+    path = tmp_path / "s.yaml"
+    path.write_text("params: ['model.code_dim=8,32']\nseeds: 2\n")
+    plan = load_plan(path)
+    params = {"train.seed": 0, "model.code_dim": 16}
+    rows = [{"Experiment": e.name, "rev": e.name, "State": "Success", "train.seed": e.seed,
+             "model.code_dim": int(e.overrides[0].split("=")[1]), "test_mse": 0.01 + e.index * 1e-4}
+            for e in plan.experiments]
+    groups, _, _, _ = load_groups("test_mse", None, params, rows=rows, require_baseline=False)
+    with pytest.raises(UserError, match=r"no experiment has the committed params\.yaml"):
+        find_baseline(groups, params, None)
+    assert pick_baseline(groups, params, None, plan).params["model.code_dim"] == 8
+    assert pick_baseline(groups, params, plan.experiments[2].name, plan).params["model.code_dim"] == 32

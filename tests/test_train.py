@@ -387,11 +387,11 @@ def test_the_cosine_schedule_is_torchs_cosine_annealing_stepped_once_a_batch() -
     optimizer = torch.optim.Adam([weight], lr=config.lr)
     annealing = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=40, eta_min=0.0)
     for done in range(40):
-        assert loop.learning_rate(config, done, 40) == pytest.approx(optimizer.param_groups[0]["lr"], rel=1e-12)
+        assert loop.cosine_learning_rate(config.lr, done, 40) == pytest.approx(optimizer.param_groups[0]["lr"],
+                                                                              rel=1e-12)
         optimizer.step()
         annealing.step()
-    assert loop.learning_rate(config, 20, 40) == pytest.approx(5e-3)
-    assert loop.learning_rate(train_params(schedule="constant", lr=1e-2), 20, 40) == 1e-2
+    assert loop.cosine_learning_rate(config.lr, 20, 40) == pytest.approx(5e-3)
 
 
 @pytest.mark.parametrize("step", ["fused_mlp", "autograd"])
@@ -400,9 +400,9 @@ def test_each_step_trains_at_the_scheduled_rate(step: str, monkeypatch: pytest.M
     rate 0 leaves the weights as they were."""
     data = torch.rand(40, PIXELS)
     config = train_params(epochs=2, batch_size=16, schedule="cosine", step=step)  # 3 steps an epoch, the last short
-    kind = choose_step(make_model(), config, data.device, False)
+    implementation = choose_step(make_model(), config, data.device, False)
     seen = []
-    original = kind.build
+    original = implementation.build
 
     def recording(*args: object) -> Step:
         built = original(*args)
@@ -410,13 +410,14 @@ def test_each_step_trains_at_the_scheduled_rate(step: str, monkeypatch: pytest.M
         built.set_lr = lambda lr: (seen.append(lr), set_lr(lr))
         return built
 
-    monkeypatch.setattr(loop, "choose_step", lambda *args: type(kind)(kind.name, kind.applies, recording))
+    monkeypatch.setattr(loop, "choose_step", lambda *args: type(implementation)(
+        implementation.name, implementation.applies, recording))
     fit(make_model(), data, config, progress=False)
-    assert seen == pytest.approx([loop.learning_rate(config, done, 6) for done in range(6)])
+    assert seen == pytest.approx([loop.cosine_learning_rate(config.lr, done, 6) for done in range(6)])
     assert seen[0] == config.lr and seen[-1] < config.lr / 10
 
     model = make_model()
-    built = kind.build(model, config, 16, False)
+    built = implementation.build(model, config, 16, False)
     built.set_lr(0.0)
     before = [p.detach().clone() for p in model.parameters()]
     built(data, torch.arange(16), torch.empty(()))

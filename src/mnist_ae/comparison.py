@@ -25,7 +25,7 @@ from scipy import stats
 
 from .core.errors import UserError, first_line
 from .headline import PIXEL_PREFIX, headline_pattern
-from .sweeps.plan import load_plan
+from .sweeps.plan import Plan, load_plan
 
 ALPHA = 0.05  # the test's level: "beyond noise" where Welch's two-sided p-value is below it
 # Rows whose State says they are not done: left out, and counted, so a partial group is not taken for a whole.
@@ -38,7 +38,7 @@ CODE = re.compile(r"^(src|stages)/|^requirements\.lock$")
 
 
 class NoExperiments(UserError):
-    """Nothing finished to compare (``make noise-floor`` then runs what is missing)."""
+    """Nothing finished to compare (a sweep's gather then names every planned experiment missing)."""
 
 
 def no_spread(values: pd.Series) -> bool:
@@ -118,6 +118,8 @@ def experiments_table(rows: list[dict], param_names: set[str], metric_pattern: s
         raise NoExperiments("no finished experiments to compare: run some first (dvc exp run, or dvc queue start), "
                             "then make compare")
     table = pd.DataFrame(kept).drop_duplicates(subset=sorted(param_names), keep="first").reset_index(drop=True)
+    done = {str(name) for name in table["Experiment"]}
+    failed = [record for record in failed if str(record["Experiment"]) not in done]  # retried since, and done
     return Experiments(table, not_done, pd.DataFrame(failed, columns=["Experiment", *sorted(param_names)]))
 
 
@@ -258,7 +260,8 @@ def codes_against_pixels(group: Group, metrics: list[str]) -> pd.DataFrame:
             continue
         differences = group.runs[metric] - group.runs[pixels]
         p, said = paired_verdict(differences)
-        rows.append({"metric": metric, "codes": summary(group.runs[metric]), "pixels": summary(group.runs[pixels]),
+        rows.append({"metric": metric, "codes": summary(group.runs[metric]),
+                     "worst seed": f"{group.runs[metric].min():.4g}", "pixels": summary(group.runs[pixels]),
                      "codes - pixels": summary(differences), "p (paired t)": "" if math.isnan(p) else f"{p:.2g}",
                      "verdict": said})
     return pd.DataFrame(rows)
@@ -307,12 +310,17 @@ def experiment_baselines() -> list[str]:
     head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
     if listed.returncode != 0 or head.returncode != 0:
         raise UserError("git could not list the experiments' commits: run it in the project's git checkout")
-    commits = [head.stdout.strip()]
+    commits = {head.stdout.strip()}
     for ref in listed.stdout.split():
         parts = ref.split("/")
         if len(parts) == 5 and len(parts[2]) == 2:  # not refs/exps/exec/... (DVC's runs under way)
-            commits.append(parts[2] + parts[3])
-    return list(dict.fromkeys(commits))
+            commits.add(parts[2] + parts[3])
+    # Newest first, as DVC lists one commit's experiments: where two commits hold an experiment of
+    # the same params and seed, the newer counts.
+    dated = subprocess.run(["git", "show", "-s", "--format=%ct %H", *commits], capture_output=True, text=True)
+    if dated.returncode != 0:
+        raise UserError("git could not date the experiments' commits: is the repository complete (no shallow clone)?")
+    return [sha for _, sha in sorted((line.split() for line in dated.stdout.splitlines()), reverse=True)]
 
 
 def load_groups(metrics: str | None, baseline_name: str | set[str] | None, params: dict[str, object] | None = None,
@@ -388,7 +396,26 @@ def add_arguments(parser: argparse.ArgumentParser, revisions: bool = True) -> No
     where.add_argument("--all-commits", action="store_true", help="read the experiments of every commit that has some")
 
 
-def baseline_names(baseline: str | None) -> str | set[str] | None:
+def baseline_names(baseline: str | None, extra: tuple[str, ...] = (), seeds: int | None = None
+                   ) -> str | set[str] | None:
+    """``--baseline`` as find_baseline takes it: an experiment's name, or a sweep file's names."""
     if baseline is not None and baseline.endswith((".yaml", ".yml")):
-        return {planned.name for planned in load_plan(baseline).experiments}
+        return {planned.name for planned in load_plan(baseline, extra, seeds).experiments}
     return baseline
+
+
+def with_baseline(names: set[str], baseline: str | set[str] | None) -> set[str]:
+    """A sweep's experiment names, and the baseline's among them."""
+    return names | (baseline if isinstance(baseline, set) else {baseline} if baseline else set())
+
+
+def pick_baseline(groups: list[Group], params: dict[str, object], named: str | set[str] | None,
+                  plan: Plan) -> Group:
+    """The group named; without a name, the committed params.yaml's, else the plan's first configuration's."""
+    try:
+        return find_baseline(groups, params, named)
+    except UserError:
+        if named is not None:
+            raise
+    first = plan.experiments[0].configuration
+    return find_baseline(groups, params, {p.name for p in plan.experiments if p.configuration == first})

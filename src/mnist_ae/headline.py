@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-PIXEL_PREFIX = "pixel_"
+from .core.paths import PIXEL_PREFIX  # the pixel_baseline stage's names (re-exported for the tools)
+
 # Largest differences accepted on another machine (docs/reproducibility.md measures the drift):
 # MSEs and losses move in their 5th digit; accuracies and clustering scores by a few images more or less.
 LOSS_TOLERANCE = 0.001

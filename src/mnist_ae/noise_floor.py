@@ -58,8 +58,16 @@ def load_floor(path: Path = NOISE_FLOOR) -> Floor:
         raise UserError(f"{path} not found: make noise-floor writes it") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise UserError(f"{path} is not JSON ({error}): {REMAKE}") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: the file: not a JSON object: {REMAKE}")
+    return checked_floor(raw, path)
+
+
+def checked_floor(content: dict, path: Path = NOISE_FLOOR) -> Floor:
+    """``content`` as a floor, checked as ``load_floor`` checks the file: what make noise-floor
+    validates before it writes, so that it never leaves a floor CI would refuse."""
     try:
-        return Floor.model_validate(raw)
+        return Floor.model_validate(content)
     except ValidationError as error:
         problem = error.errors()[0]
         where = ".".join(map(str, problem["loc"])) or "the file"
@@ -81,7 +89,7 @@ def spread_of(runs: pd.DataFrame, metrics: list[str]) -> dict[str, dict[str, flo
         raise UserError(f"the noise floor needs 2 replicates or more of the defaults; there is {len(runs)}")
     return {metric: {"n": len(runs), "mean": round(float(runs[metric].mean()), 6),
                      "sd": round(float(runs[metric].std(ddof=1)), 6),
-                     "min": float(runs[metric].min()), "max": float(runs[metric].max())}
+                     "min": round(float(runs[metric].min()), 6), "max": round(float(runs[metric].max()), 6)}
             for metric in metrics}
 
 

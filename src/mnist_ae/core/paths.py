@@ -24,3 +24,4 @@ TSNE = METRICS / "tsne.png"
 TSNE_POINTS = METRICS / "tsne.csv"  # the embedding's points and classes, drawn by .dvc/plots/tsne_classes.json
 CONFUSION = METRICS / "confusion.csv"  # actual and k-NN-predicted class of each embedded image
 PIXEL_BASELINE = METRICS / "pixel_baseline.json"  # k-means on the raw pixels, beside the codes' scores
+PIXEL_PREFIX = "pixel_"  # its metrics' names: each the codes' metric of the same steps, behind this

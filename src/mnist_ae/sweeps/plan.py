@@ -4,9 +4,11 @@ the same list on every machine, so that a job array's job N runs experiment N an
 A sweep file holds ``-S`` arguments exactly as ``dvc exp run --queue`` takes them (a comma list or
 ``range()`` sweeps a param) and a number of replicate seeds (``train.seed`` 0..N-1). DVC's own
 expansion (``dvc.utils.hydra.get_hydra_sweeps``) orders the product, so the plan is the queue's.
-Each experiment's name is derived from its params and seed alone, never from a clock, a counter or
-the sweep: two machines, a job and its retry, or two sweeps that share a configuration give it the
-same name, so an experiment done (pushed, or finished in the local queue) is never run twice.
+Each experiment's name is derived from its overrides (as written, in any order) and seed alone,
+never from a clock, a counter or the sweep: two machines, a job and its retry, or two sweeps that
+write a configuration alike give it the same name, so an experiment done (pushed, or finished in
+the local queue) is never run twice. (``train.lr=1e-3`` and ``train.lr=0.001`` are two names for
+one configuration: ``make compare`` still groups them as one, by their params.)
 """
 
 from __future__ import annotations
@@ -78,12 +80,17 @@ def load_sweep(path: str | Path) -> SweepFile:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'sweep'}: {e['msg']}" for e in error.errors())
         problems = " ".join(problems.split())
         raise UserError(f"{path}: {problems}") from None
-    for override in sweep.params:
-        if "=" not in override or override.startswith(("+", "~")):
-            raise UserError(f"{path}: {override!r} is not a -S override of params.yaml (KEY=VALUE or KEY=A,B)")
-        if override.split("=", 1)[0].strip() == SEED:
-            raise UserError(f"{path}: {SEED} is the replicate seed: set seeds, not {override!r}")
+    check_overrides(sweep.params, str(path))
     return sweep
+
+
+def check_overrides(overrides: list[str] | tuple[str, ...], where: str) -> None:
+    """Each a ``-S`` override of params.yaml, and none of the replicate seed (``seeds`` sets it)."""
+    for override in overrides:
+        if "=" not in override or override.startswith(("+", "~")):
+            raise UserError(f"{where}: {override!r} is not a -S override of params.yaml (KEY=VALUE or KEY=A,B)")
+        if override.split("=", 1)[0].strip() == SEED:
+            raise UserError(f"{where}: {SEED} is the replicate seed: set seeds, not {override!r}")
 
 
 def expand(sweep: SweepFile, extra: tuple[str, ...] = (), seeds: int | None = None) -> Plan:
@@ -91,6 +98,9 @@ def expand(sweep: SweepFile, extra: tuple[str, ...] = (), seeds: int | None = No
     ``extra`` overrides appended (a short check: ``train.epochs=1``), ``seeds`` instead of the file's."""
     from dvc.utils.hydra import get_hydra_sweeps  # here: dvc's import is slow, and the schema is not
 
+    check_overrides(extra, "-S")
+    if seeds is not None and seeds < 1:
+        raise UserError(f"--seeds {seeds}: a plan needs one seed or more")
     try:
         combinations = get_hydra_sweeps({"params.yaml": [*sweep.params, *extra]})
     except Exception as error:  # hydra's parser errors vary by type; each names the bad override

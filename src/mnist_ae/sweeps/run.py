@@ -2,11 +2,11 @@
 many (a CI matrix, a Slurm array), each pushing its experiment, and a gather that pulls them back.
 
 The many-machine pattern is DVC's own (``dvc exp run``, ``dvc exp push``, ``dvc exp pull``): every
-job checks out the plan's baseline commit, runs its one experiment under the plan's name, and
-pushes the experiment's git ref (``refs/exps/...``) to the git remote and its outputs to the DVC
-remote. A ref on the git remote is the record that an experiment is done: a retry finds it and
-does nothing, a job killed midway pushed none, and the gather names every planned experiment
-without one.
+job checks out the plan's baseline commit, runs its one experiment under the plan's name, pushes
+its outputs to the DVC remote and then the experiment's git ref (``refs/exps/...``) to the git
+remote. A ref on the git remote is the record that an experiment is done, outputs and all (the ref
+goes last): a retry finds it and does nothing, a job killed midway pushed no ref, and the gather
+names every planned experiment without one.
 """
 
 from __future__ import annotations
@@ -44,11 +44,12 @@ def git(*args: str) -> str:
 
 
 def queued_or_done() -> set[str]:
-    """Names of HEAD's experiments that are finished, queued or running (not the failed ones)."""
+    """Names of HEAD's finished experiments, and of those queued or running. ``dvc queue status``
+    keeps its finished tasks of every commit: only its Queued and Running rows count here."""
     names = set(dvc("exp", "list", "--names-only").split())
     for line in dvc("queue", "status").splitlines()[1:]:
         fields = line.split()
-        if len(fields) >= 2 and "Failed" not in fields:
+        if len(fields) >= 2 and fields[-1] in ("Queued", "Running"):
             names.add(fields[1])
     return names
 
@@ -120,9 +121,12 @@ def run_job(plan: Plan, index: int, baseline: str, remote: str) -> str:
     print(f"job {index}: running {planned.name}: {' '.join(planned.overrides)}", flush=True)
     try:
         dvc("exp", "run", *planned.dvc_args(), capture=False)
+        # The outputs first, then the ref: dvc exp push sends the ref before the cache, and a job cut
+        # off between the two would leave a ref that says "done" for outputs nobody has.
+        dvc("push", capture=False)
         # dvc exp push says "diverged" and still exits 0 when the remote has another experiment of
         # that name: the check below, not its exit code, says whether it landed.
-        dvc("exp", "push", remote, planned.name, capture=False)
+        dvc("exp", "push", "--no-cache", remote, planned.name, capture=False)
     except UserError as error:
         raise UserError(f"job {index} ({planned.name}) failed: {error}") from None
     local = git("rev-parse", experiment_ref(commit, planned.name))

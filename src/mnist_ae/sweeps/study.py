@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..comparison import Group, experiments_table, paired_verdict, summary, verdict
+from ..comparison import Group, experiments_table, summary
 from ..core.atomic import write_table
 from ..core.errors import UserError
 from ..headline import PIXEL_PREFIX, headline_names, headline_pattern
 from .plan import Plan
 
 STUDIES = Path("metrics/studies")
-TRAINED = re.compile(r"trained .* in ([0-9.]+) s;")  # the train stage's last line
+TRAINED = re.compile(r"trained .* in ([0-9.]+) s;")  # the train stage's last line (stages/train.py prints it)
 
 
 def rows_of(plan: Plan, exp_show_rows: list[dict], params: dict[str, object]) -> pd.DataFrame:
@@ -54,15 +54,19 @@ def training_seconds(name: str) -> float | None:
     return float(found[-1]) if found else None
 
 
-def merge_rows(path: Path, new: pd.DataFrame) -> pd.DataFrame:
-    """The committed rows at ``path`` with ``new`` ones added or updated (by experiment), in the plan's
-    order: a row whose experiment DVC no longer lists is kept."""
+def merge_rows(path: Path, new: pd.DataFrame, order: list[str] | None = None) -> pd.DataFrame:
+    """The committed rows at ``path`` with ``new`` ones added or updated (by experiment), in the order
+    of the experiment names ``order`` (a plan's; others after them): a row whose experiment DVC no
+    longer lists is kept."""
     old = pd.read_csv(path) if path.exists() else pd.DataFrame()
     merged = pd.concat([old, new]).drop_duplicates(subset="experiment", keep="last") if len(old) else new
     if "train_seconds" in merged and len(old) and "train_seconds" in old:  # a log gone since: keep the time it gave
         kept = old.set_index("experiment")["train_seconds"]
         merged["train_seconds"] = merged["train_seconds"].fillna(merged["experiment"].map(kept))
-    return merged.sort_values(["params", "seed"], kind="stable").reset_index(drop=True)
+    rank = {name: i for i, name in enumerate(order or [])}
+    position = merged["experiment"].map(lambda name: rank.get(name, len(rank)))
+    return merged.assign(_order=position).sort_values("_order", kind="stable").drop(columns="_order").reset_index(
+        drop=True)
 
 
 def export(plan: Plan, name: str, exp_show_rows: list[dict], params: dict[str, object]) -> Path:
@@ -71,7 +75,8 @@ def export(plan: Plan, name: str, exp_show_rows: list[dict], params: dict[str, o
     new = rows_of(plan, exp_show_rows, params)
     if new.empty and not path.exists():
         raise UserError(f"no finished experiment of {name}'s plan: run it first (scripts/sweep.py queue)")
-    write_table(path, merge_rows(path, new) if not new.empty else pd.read_csv(path))
+    order = [planned.name for planned in plan.experiments]
+    write_table(path, merge_rows(path, new, order) if not new.empty else pd.read_csv(path))
     return path
 
 
@@ -89,7 +94,7 @@ def groups_of(rows: pd.DataFrame) -> list[Group]:
 
 
 def summary_table(groups: list[Group], metrics: list[str], label: str = "params") -> pd.DataFrame:
-    """Per group: n, each metric's mean ± sd (and its worst seed where asked), its training time."""
+    """Per group: n, each metric's mean ± sd, its mean training time in minutes."""
     table = []
     for group in groups:
         row = {label: group.params[label] or "(the defaults)", "n": group.n}
@@ -99,33 +104,6 @@ def summary_table(groups: list[Group], metrics: list[str], label: str = "params"
         row["training, min"] = (f"{seconds.mean() / 60:.1f}" if seconds is not None and seconds.notna().any() else "")
         table.append(row)
     return pd.DataFrame(table)
-
-
-def against_pixels(group: Group, metrics: list[str]) -> pd.DataFrame:
-    """Each clustering metric of the codes against the pixels', paired by seed: make compare's test."""
-    rows = []
-    for metric in metrics:
-        pixels = group.runs.get(PIXEL_PREFIX + metric)
-        if pixels is None or pixels.isna().all():
-            continue
-        differences = group.runs[metric] - pixels
-        p, said = paired_verdict(differences)
-        rows.append({"metric": metric, "codes": summary(group.runs[metric]),
-                     "worst seed": f"{group.runs[metric].min():.4g}",
-                     "pixels": summary(pixels), "codes - pixels": summary(differences),
-                     "p (paired t)": "" if math.isnan(p) else f"{p:.2g}", "verdict": said})
-    return pd.DataFrame(rows)
-
-
-def against_baseline(group: Group, baseline: Group, metrics: list[str]) -> pd.DataFrame:
-    """Each metric of ``group`` against ``baseline``'s, Welch's t-test: make compare's verdict."""
-    rows = []
-    for metric in metrics:
-        p, said = verdict(group.runs[metric], baseline.runs[metric])
-        rows.append({"metric": metric, "this": summary(group.runs[metric]), "baseline": summary(baseline.runs[metric]),
-                     "difference": f"{group.runs[metric].mean() - baseline.runs[metric].mean():+.3g}",
-                     "p (Welch)": "" if math.isnan(p) else f"{p:.2g}", "verdict": said})
-    return pd.DataFrame(rows)
 
 
 # --- What the docs show, made from the rows alone ---------------------------------------------------

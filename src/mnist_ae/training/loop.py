@@ -52,8 +52,9 @@ def fit(
     tuning = tuning_for(data.device, same_bits, config.threads)
     generator = torch.Generator().manual_seed(config.seed)
     steps_per_epoch = math.ceil(len(data) / batch_size)
+    # constant: no step is handed a rate, so the run is the one of before schedules existed, bit for bit.
     schedule = None if config.schedule == "constant" else (
-        lambda done: learning_rate(config, done, config.epochs * steps_per_epoch))
+        lambda done: cosine_learning_rate(config.lr, done, config.epochs * steps_per_epoch))
     history = []
     model.train()
     with tuning:
@@ -71,14 +72,12 @@ def fit(
     return history
 
 
-def learning_rate(config: TrainParams, done: int, total: int) -> float:
-    """Adam's learning rate for the step after ``done`` of the run's ``total``: ``train.lr``
-    throughout, or under ``cosine`` half a cosine from ``train.lr`` down to 0 (SGDR without restarts,
-    Loshchilov & Hutter; torch's ``CosineAnnealingLR`` stepped once a batch): a long run's large
-    early steps explore, its small last ones settle into the minimum they found."""
-    if config.schedule == "constant":
-        return config.lr
-    return config.lr * 0.5 * (1.0 + math.cos(math.pi * done / total))
+def cosine_learning_rate(lr: float, done: int, total: int) -> float:
+    """``train.schedule: cosine``: Adam's learning rate for the step after ``done`` of the run's
+    ``total``, half a cosine from ``lr`` down to 0 (SGDR without restarts, Loshchilov & Hutter;
+    torch's ``CosineAnnealingLR`` stepped once a batch): a long run's large early steps explore, its
+    small last ones settle into the minimum they found."""
+    return lr * 0.5 * (1.0 + math.cos(math.pi * done / total))
 
 
 def train_epoch(step: Step, data: torch.Tensor, batches: tuple[torch.Tensor, ...], tuning: NoTuning,
