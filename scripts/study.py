@@ -99,6 +99,12 @@ def defaults_table(defaults: Group) -> str:
             f"{defaults.n} seeds, codes less pixels): {verdicts}. **Bold**: ahead beyond noise.")
 
 
+def _goal(name: str, value: float, sense: str, target: float) -> dict[str, str]:
+    met = value >= target if sense == ">=" else value <= target
+    return {"goal": f"{name} {sense} {target:g}", "measured": f"{value:.4g}",
+            "met": "yes" if met else f"no: by {abs(value - target):.3g}"}
+
+
 def blocks(rows: dict[str, pd.DataFrame]) -> dict[str, str]:
     """Every study block of the docs, from the rows of each sweep."""
     defaults, n2d = one_group(rows, "defaults"), one_group(rows, "n2d")
@@ -127,7 +133,17 @@ def blocks(rows: dict[str, pd.DataFrame]) -> dict[str, str]:
               f"{manifold['verdict']} (p = {manifold['p (paired t)']}); k-means {kmeans['codes']} against "
               f"{kmeans['pixels']}: {kmeans['verdict']}. The curve and what was tried: "
               f"[docs/models.md](docs/models.md#n2d-over-seeds).")
+    goals = pd.DataFrame([
+        _goal("manifold accuracy, mean", n2d.runs["manifold_accuracy"].mean(), ">=", 0.975),
+        _goal("manifold accuracy, worst seed", n2d.runs["manifold_accuracy"].min(), ">=", 0.95),
+        {"goal": "the codes ahead of the pixels in the manifold, beyond noise (paired t)",
+         "measured": f"{manifold['codes - pixels']}, p = {manifold['p (paired t)']}",
+         "met": "yes" if manifold["verdict"] == "the codes beyond noise" else "no"},
+        _goal("k-means accuracy, mean", n2d.runs["cluster_accuracy"].mean(), ">=", 0.80),
+        _goal("training per seed, minutes (2-core CPU)", minutes, "<=", 30.0),
+    ])
     return {
+        "n2d-goals": markdown(goals),
         "n2d-epochs": markdown(curve_table),
         "n2d-pixels": markdown(pixels.reset_index()),
         "n2d-defaults": markdown(compare_with(n2d, defaults, HEADLINE)),
