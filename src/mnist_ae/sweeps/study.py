@@ -134,6 +134,7 @@ def curve_figure(rows: pd.DataFrame, x_param: str, title: str):
     """The clustering of the codes against ``x_param`` (mean ± sd over the seeds of each point), the
     pixels' level through the same steps beside it, and each point's training minutes."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -153,12 +154,14 @@ def curve_figure(rows: pd.DataFrame, x_param: str, title: str):
             ax.axhline(pixels, color=colour, linestyle="--", linewidth=1, label=f"pixels: {label} ({pixels:.3f})")
         ax.set_xscale("log", base=2)
         ax.set_xticks(list(points.groups), [f"{x:g}" for x in points.groups])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_xlabel(f"{x_param}")
         ax.set_title(heading, fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
     minutes = points["train_seconds"].mean() / 60
     top = axes[0].secondary_xaxis("top")
+    top.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     top.set_xticks(list(minutes.index), [f"{m:.0f} min" if not math.isnan(m) else "" for m in minutes.values])
     top.set_xlabel("training per seed", fontsize=8)
     axes[0].set_ylabel("score against the labels (all 70,000 images)")
