@@ -72,8 +72,8 @@ def main() -> None:
             seconds = time.perf_counter() - started
             machine = ProjectCopy.__new__(ProjectCopy)
             machine.root, machine.env = tmp / name, project.env
-            if not args.small:  # a job machine downloads MNIST; here its files are copied in instead
-                shutil.copytree(project.root / "data/raw/MNIST/raw", machine.root / "data/raw/MNIST/raw")
+            if not args.small:  # a job machine downloads MNIST; here from this checkout's files, as a mirror
+                machine.env = {**project.env, "MNIST_AE_MIRROR": str(Path("data/raw/MNIST/raw").resolve())}
             return machine, seconds
 
         job, clone_s = clone("job")
