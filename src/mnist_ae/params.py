@@ -13,12 +13,11 @@ import re
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from .core.dataset import IDX_FILES, NUM_CLASSES, TORCHVISION_DATASETS
 from .core.errors import UserError
-from .core.schema import Strict
+from .core.schema import Strict, read_yaml
 from .models.sections import ModelParams
 
 # The seeds the libraries take, checked with them (tests/test_params.py): torch.manual_seed takes an
@@ -156,12 +155,7 @@ def _describe(error: ValidationError) -> str:
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate ``params.yaml``; every problem in it is reported in one ``UserError``."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise UserError(f"{path} not found: run the stages from the project's root folder") from None
-    except yaml.YAMLError as error:
-        raise UserError(f"{path} is not valid YAML: {error}") from None
+    raw = read_yaml(path, "run the stages from the project's root folder")
     try:
         return Params.model_validate(raw)
     except ValidationError as error:

@@ -17,11 +17,10 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from pydantic import Field, ValidationError
 
 from ..core.errors import UserError, first_line
-from ..core.schema import Strict
+from ..core.schema import Strict, read_yaml
 
 SEED = "train.seed"  # the replicate seed: every seeded step follows it (params.py, replicate_embed)
 # An experiment's name: a git ref's last part, never all hex (DVC would read it as a commit).
@@ -68,12 +67,7 @@ class Plan:
 def load_sweep(path: str | Path) -> SweepFile:
     """Read and check a sweep file: every problem in one ``UserError``."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise UserError(f"{path} not found: a sweep file (sweeps/*.yaml)") from None
-    except yaml.YAMLError as error:
-        raise UserError(f"{path} is not valid YAML: {' '.join(str(error).split())}") from None
+    raw = read_yaml(path, "a sweep file (sweeps/*.yaml)")
     try:
         sweep = SweepFile.model_validate(raw)
     except ValidationError as error:
