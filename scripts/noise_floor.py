@@ -20,7 +20,6 @@ from mnist_ae.sweeps.plan import load_plan
 from mnist_ae.sweeps.run import queue, wait_for
 
 DEFAULTS = Path("sweeps/defaults.yaml")
-WAIT_S = 4 * 3600  # the longest the queue may take
 
 
 def main() -> None:
@@ -34,7 +33,7 @@ def main() -> None:
     if args.rev is None and (queued := queue(plan, args.jobs)):
         print(f"running {len(queued)} replicate(s) of the defaults, {args.jobs} at a time (minutes each)...",
               flush=True)
-        wait_for(plan, WAIT_S)
+        wait_for(plan)
     names = {planned.name for planned in plan.experiments}
     groups, _, metrics, _ = load_groups(None, None, require_baseline=False, names=names,
                                         revs=None if args.rev is None else [args.rev])

@@ -28,8 +28,6 @@ from mnist_ae.core.errors import UserError, run_stage
 from mnist_ae.sweeps.plan import Plan, load_plan
 from mnist_ae.sweeps.run import pull, queue, resolve, run_job, wait_for
 
-WAIT_S = 24 * 3600  # queue --wait gives up after a day: a sweep on one machine that takes longer is a job array's
-
 
 def show_plan(plan: Plan, as_json: bool) -> None:
     if as_json:  # a CI matrix: {"index": [0, 1, ...]}
@@ -99,7 +97,7 @@ def main() -> None:
               f"{'started ' + str(args.jobs) + ' worker(s): dvc queue status shows them, ' if queued else ''}"
               f"make compare ARGS='--sweep {args.sweep}{same}' reads them")
         if args.wait:
-            wait_for(plan, WAIT_S)
+            wait_for(plan)
             compare_plan(plan, args, None)
     elif args.command == "job":
         print(run_job(plan, args.index, args.baseline_commit, args.remote))

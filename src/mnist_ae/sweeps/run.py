@@ -20,6 +20,9 @@ from .plan import Plan, Planned
 
 EXPERIMENT_REFS = "refs/exps"  # where DVC keeps experiments: refs/exps/<baseline[:2]>/<baseline[2:]>/<name>
 POLL_S = 10
+# The longest a plan's experiments may take in the local queue before a wait gives up: a sweep
+# longer than a day on one machine is a job array's.
+QUEUE_WAIT_S = 24 * 3600
 
 
 def dvc(*args: str, capture: bool = True) -> str:
@@ -68,7 +71,7 @@ def queue(plan: Plan, jobs: int) -> list[Planned]:
     return todo
 
 
-def wait_for(plan: Plan, timeout_s: float) -> None:
+def wait_for(plan: Plan, timeout_s: float = QUEUE_WAIT_S) -> None:
     """Wait until none of the plan's experiments is queued or running, at most ``timeout_s``."""
     names = {planned.name for planned in plan.experiments}
     deadline = time.monotonic() + timeout_s
